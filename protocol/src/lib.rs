@@ -1,0 +1,35 @@
+//! # wkp1-protocol
+//!
+//! The WKP-1 contract in code: what an engine sends, what a function answers, and the bytes of
+//! every segment in between. `protocol/SPEC.md` is the normative text; each item here names the
+//! requirement ids it implements. No cloud SDK, no I/O runtime.
+//!
+//! # Layout
+//!
+//! - [`ids`]: subtree identifiers and their grammar.
+//! - [`endpoint`]: the three endpoints, their paths and query parameters.
+//! - [`headers`]: header names and media types.
+//! - [`signing`]: canonical requests, HMAC-SHA256 signatures, key rings, verification.
+//! - [`segment`]: the segment format, streaming encode, decode and verification.
+//! - [`manifest`]: the manifest, restore plans and the other JSON bodies.
+//! - [`chain`]: validation of a snapshot-and-delta chain.
+//! - [`error`]: error codes, their status codes and the JSON error body.
+//! - [`version`]: protocol versions and their compatibility.
+
+pub mod chain;
+pub mod endpoint;
+pub mod error;
+pub mod headers;
+pub mod ids;
+pub mod manifest;
+pub mod segment;
+pub mod signing;
+pub mod version;
+
+pub use chain::{ChainError, validate_chain};
+pub use endpoint::{Endpoint, WkpPath};
+pub use error::{ErrorBody, ErrorCode, ProtocolError};
+pub use ids::{Identifier, Subtree};
+pub use segment::{SegmentHeader, SegmentKind, SegmentReader, SegmentVerifier, SegmentWriter};
+pub use signing::{KeyId, KeyRing, Secret, Signer, Verifier};
+pub use version::Version;
