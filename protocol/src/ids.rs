@@ -6,7 +6,7 @@
 //!
 //! The grammar has no `.`, `/`, `%` or upper-case letters on purpose: no identifier can name a
 //! parent directory, smuggle a separator through percent-decoding, or collide with another on a
-//! case-insensitive file system (SPEC.md `ID-1` to `ID-3`).
+//! case-insensitive file system (SPEC.md `ID-1`, `ID-2`).
 
 use std::fmt;
 use std::str::FromStr;

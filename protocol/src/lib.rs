@@ -1,8 +1,4 @@
-//! # wkp1-protocol
-//!
-//! The WKP-1 contract in code: what an engine sends, what a function answers, and the bytes of
-//! every segment in between. `protocol/SPEC.md` is the normative text; each item here names the
-//! requirement ids it implements. No cloud SDK, no I/O runtime.
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //!

@@ -75,7 +75,7 @@ pub struct ChainEntry {
     pub committed_at: u64,
 }
 
-/// The latest committed state of a subtree (`MAN-1` to `MAN-5`).
+/// The latest committed state of a subtree (`MAN-1` to `MAN-4`).
 ///
 /// Kept as numbered, create-only versions: version `n + 1` can only be written once, so
 /// writing it is a compare-and-swap on version `n` that works on every store.
@@ -192,7 +192,7 @@ pub struct SupersededSegment {
     pub kept_at: u64,
 }
 
-/// The body of `GET /v1/restore/...` (`REST-1` to `REST-5`).
+/// The body of `GET /v1/restore/...` (`REST-1` to `REST-6`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestorePlan {
     pub wkp_version: String,
@@ -246,7 +246,7 @@ pub struct PersistResponse {
     pub last_seq: u64,
     pub chain_length: u64,
     pub chain_bytes: u64,
-    /// The function suggests the next upload be a snapshot (`RET-5`).
+    /// The function suggests the next upload be a snapshot (SPEC.md section 13).
     pub snapshot_advised: bool,
     pub writer_closed: bool,
     pub limits: Limits,

@@ -30,7 +30,7 @@ impl Read for Records {
             self.state ^= self.state << 17;
             self.n += 1;
             self.line.clear();
-            write!(self.line, "put table/{:012} {:016x}{:016x}\n", self.n, self.state, self.n)?;
+            writeln!(self.line, "put table/{:012} {:016x}{:016x}", self.n, self.state, self.n)?;
             self.pos = 0;
         }
         let n = (self.line.len() - self.pos).min(out.len()).min(self.remaining as usize);
@@ -69,13 +69,20 @@ fn multi_hundred_megabyte_payload_streams_in_bounded_memory() {
     let before = peak_rss();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.wkp");
-    let source = || Records { remaining: PAYLOAD_BYTES, state: 0x9e37_79b9_7f4a_7c15, n: 0, line: Vec::new(), pos: 0 };
+    let source = || Records {
+        remaining: PAYLOAD_BYTES,
+        state: 0x9e37_79b9_7f4a_7c15,
+        n: 0,
+        line: Vec::new(),
+        pos: 0,
+    };
 
     let mut expected = HashSink(Sha256::new(), 0);
     io::copy(&mut source(), &mut expected).unwrap();
 
     let file = io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    let mut writer = SegmentWriter::with_level(file, SegmentHeader::snapshot(1_000_000), 1).unwrap();
+    let mut writer =
+        SegmentWriter::with_level(file, SegmentHeader::snapshot(1_000_000), 1).unwrap();
     io::copy(&mut source(), &mut writer).unwrap();
     let written = writer.finish().unwrap();
     assert_eq!(written.payload_len, PAYLOAD_BYTES);

@@ -208,9 +208,8 @@ fn missing_headers_are_named() {
     for header in ["wkp-signature", "wkp-key-id", "wkp-timestamp", "wkp-content-sha256"] {
         let mut req = example().signed("k1", 7, NOW);
         req.headers.remove(header);
-        let err = verifier
-            .verify(&req.method, &req.path, &req.query, &req.headers, NOW)
-            .unwrap_err();
+        let err =
+            verifier.verify(&req.method, &req.path, &req.query, &req.headers, NOW).unwrap_err();
         assert_eq!(err.code, ErrorCode::MissingAuthentication, "{header}");
         assert!(err.message.contains(header), "{}", err.message);
     }
@@ -245,11 +244,14 @@ fn errors_and_debug_output_never_show_secrets() {
 fn keys_file_parses_rotation_and_refuses_mistakes() {
     let a = secret(1).to_base64();
     let b = secret(2).to_base64();
-    let ring = KeyRing::parse(&format!("# rotation in progress\n\nk-old {a}\nk-new\t{b}\n")).unwrap();
+    let ring =
+        KeyRing::parse(&format!("# rotation in progress\n\nk-old {a}\nk-new\t{b}\n")).unwrap();
     assert_eq!(ring.len(), 2);
     assert_eq!(ring.get("k-new"), Some(&secret(2)));
     assert!(KeyRing::parse("").is_err());
-    assert!(KeyRing::parse(&format!("k1 {a}\nk1 {b}\n")).unwrap_err().to_string().contains("twice"));
+    assert!(
+        KeyRing::parse(&format!("k1 {a}\nk1 {b}\n")).unwrap_err().to_string().contains("twice")
+    );
     assert!(KeyRing::parse(&format!("k1 {a} extra\n")).unwrap_err().to_string().contains("line 1"));
     assert!(KeyRing::parse(&format!("bad/id {a}\n")).is_err());
 }

@@ -7,7 +7,9 @@ use std::io::Write;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use wkp1_protocol::segment::{SegmentHeader, SegmentKind, SegmentReader, SegmentVerifier, SegmentWriter};
+use wkp1_protocol::segment::{
+    SegmentHeader, SegmentKind, SegmentReader, SegmentVerifier, SegmentWriter,
+};
 use wkp1_protocol::signing::{self, KeyId, KeyRing, Secret, Verifier};
 
 fn load(name: &str) -> Value {
@@ -47,7 +49,10 @@ fn request(v: &Value) -> Request {
 fn ring(keys: &Value) -> KeyRing {
     let mut ring = KeyRing::new();
     for (id, secret) in keys.as_object().unwrap() {
-        ring.insert(KeyId::new(id).unwrap(), Secret::from_base64(secret.as_str().unwrap()).unwrap());
+        ring.insert(
+            KeyId::new(id).unwrap(),
+            Secret::from_base64(secret.as_str().unwrap()).unwrap(),
+        );
     }
     ring
 }
@@ -69,8 +74,9 @@ fn signing_vectors_match_canonical_form_signature_and_verdict() {
     for case in positive {
         let name = str_of(case, "name");
         let r = request(&case["request"]);
-        let canonical = signing::canonical_request(r.method.as_str(), &r.path, &r.query, &r.headers)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let canonical =
+            signing::canonical_request(r.method.as_str(), &r.path, &r.query, &r.headers)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(canonical, str_of(case, "canonical_request"), "{name}");
         let secret = Secret::from_base64(str_of(case, "secret_base64")).unwrap();
         assert_eq!(signing::signature(&secret, &canonical), str_of(case, "signature"), "{name}");

@@ -49,6 +49,10 @@ pub const COMPRESSION_ZSTD: u8 = 1;
 pub const ZSTD_FRAME_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// zstd level used unless a writer asks for another.
 pub const DEFAULT_LEVEL: i32 = 3;
+/// Highest zstd level a writer uses: levels 1 to 19 keep the window within `WINDOW_LOG_MAX`.
+pub const MAX_LEVEL: i32 = 19;
+/// Largest zstd window a reader accepts, as a power of two: 8 MiB (`SEG-3`).
+pub const WINDOW_LOG_MAX: u32 = 23;
 
 /// Whether a segment holds a whole state or the changes between two states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -6,7 +6,9 @@ use std::io::{self, BufRead, Cursor, Read};
 use sha2::{Digest, Sha256};
 
 use super::verifier::{TailSplitter, seal};
-use super::{HEADER_LEN, SegmentError, SegmentHeader, VerifiedSegment, ZSTD_FRAME_MAGIC};
+use super::{
+    HEADER_LEN, SegmentError, SegmentHeader, VerifiedSegment, WINDOW_LOG_MAX, ZSTD_FRAME_MAGIC,
+};
 
 const CHUNK: usize = 64 * 1024;
 
@@ -127,7 +129,9 @@ impl<R: Read> SegmentReader<R> {
         if magic != ZSTD_FRAME_MAGIC {
             return Err(SegmentError::NotZstd);
         }
-        let decoder = zstd::stream::read::Decoder::with_buffer(Cursor::new(magic).chain(released))?;
+        let mut decoder =
+            zstd::stream::read::Decoder::with_buffer(Cursor::new(magic).chain(released))?;
+        decoder.window_log_max(WINDOW_LOG_MAX)?;
         Ok(Self { header, decoder, payload_len: 0 })
     }
 

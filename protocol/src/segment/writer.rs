@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use sha2::{Digest, Sha256};
 
 use super::verifier::seal;
-use super::{DEFAULT_LEVEL, SegmentError, SegmentHeader};
+use super::{DEFAULT_LEVEL, MAX_LEVEL, SegmentError, SegmentHeader};
 
 /// What a finished writer produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,9 +80,11 @@ impl<W: Write> SegmentWriter<W> {
         Self::with_level(inner, header, DEFAULT_LEVEL)
     }
 
-    /// Starts a segment at zstd `level` (1 to 22; higher is smaller and slower).
+    /// Starts a segment at zstd `level`, clamped to 1 ..= 19: higher levels use windows larger
+    /// than readers must accept (`SEG-3`).
     pub fn with_level(inner: W, header: SegmentHeader, level: i32) -> Result<Self, SegmentError> {
         header.validate()?;
+        let level = level.clamp(1, MAX_LEVEL);
         let mut sink = HashingWriter { inner, hasher: Sha256::new(), written: 0 };
         sink.write_all(&header.encode())?;
         let encoder = zstd::stream::write::Encoder::new(sink, level)?;
