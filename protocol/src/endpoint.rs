@@ -83,19 +83,43 @@ impl WkpPath {
     /// Parses a WKP path. The path is used exactly as received: nothing is percent-decoded,
     /// so an encoded separator is simply an invalid identifier (`ID-2`).
     pub fn parse(path: &str) -> Result<Self, ProtocolError> {
-        let Some(rest) = path.strip_prefix(version::PATH_PREFIX) else {
-            return Err(unknown_version_or_route(path));
-        };
-        let parts: Vec<&str> = rest.split('/').collect();
-        let [endpoint, engine, instance, replica] = parts[..] else {
-            return Err(not_found(path));
-        };
-        let endpoint = Endpoint::from_segment(endpoint).ok_or_else(|| not_found(path))?;
-        let subtree = Subtree::new(engine, instance, replica).map_err(|e| {
+        route(path)?.validate()
+    }
+}
+
+/// A WKP path whose shape is right but whose identifiers are not validated yet.
+///
+/// Functions route first (404, 405 need no secrets), authenticate, and only then validate
+/// identifiers, so an unauthenticated caller learns nothing about the identifier grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route<'a> {
+    pub endpoint: Endpoint,
+    pub engine: &'a str,
+    pub instance: &'a str,
+    pub replica: &'a str,
+}
+
+impl Route<'_> {
+    /// Validates the identifiers (`ID-1`).
+    pub fn validate(&self) -> Result<WkpPath, ProtocolError> {
+        let subtree = Subtree::new(self.engine, self.instance, self.replica).map_err(|e| {
             ProtocolError::new(ErrorCode::InvalidIdentifier, e.to_string()).requirement("ID-1")
         })?;
-        Ok(Self { endpoint, subtree })
+        Ok(WkpPath { endpoint: self.endpoint, subtree })
     }
+}
+
+/// Splits a WKP path into endpoint and raw identifiers (`EP-1`, `VER-2`).
+pub fn route(path: &str) -> Result<Route<'_>, ProtocolError> {
+    let Some(rest) = path.strip_prefix(version::PATH_PREFIX) else {
+        return Err(unknown_version_or_route(path));
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [endpoint, engine, instance, replica] = parts[..] else {
+        return Err(not_found(path));
+    };
+    let endpoint = Endpoint::from_segment(endpoint).ok_or_else(|| not_found(path))?;
+    Ok(Route { endpoint, engine, instance, replica })
 }
 
 fn not_found(path: &str) -> ProtocolError {

@@ -1,0 +1,104 @@
+//! What a deployment configures: prefix, limits, retention, clock.
+
+use std::fmt;
+use std::sync::Arc;
+
+use wkp1_protocol::manifest::Limits;
+
+/// Unix seconds. Injectable so tests can move time (timestamps, retention grace).
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl Clock {
+    pub fn system() -> Self {
+        Self(Arc::new(wkp1_protocol::signing::unix_now))
+    }
+
+    pub fn from_fn(f: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    pub fn now(&self) -> u64 {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Clock({})", self.now())
+    }
+}
+
+/// The shortest retention grace SPEC.md allows (`RET-2`).
+pub const MIN_GRACE_SECONDS: u64 = 900;
+
+/// Function configuration. `Default` suits a self-hosted server on a fast network.
+#[derive(Debug, Clone)]
+pub struct FunctionConfig {
+    /// Store prefix every subtree lives under (`ADDR-1`); may be empty.
+    pub prefix: String,
+    /// URL path before `/v1/` at which the deployment is mounted, e.g. `/api`; usually empty.
+    pub path_prefix: String,
+    pub limits: Limits,
+    /// Size of the objects an inline body is cut into; bounds memory per request.
+    pub part_size: u64,
+    /// Retention grace (`RET-1`, `RET-2`).
+    pub grace_seconds: u64,
+    /// Manifest versions kept beyond the grace rule, for operators' point-in-time history.
+    pub keep_manifests: u64,
+    /// Retention runs after a snapshot commit and after every this many manifest versions.
+    pub retention_every: u64,
+    /// How long presigned URLs stay valid (`LARGE-4`: at most an hour).
+    pub presign_expiry_seconds: u64,
+    pub clock: Clock,
+}
+
+impl Default for FunctionConfig {
+    fn default() -> Self {
+        Self {
+            prefix: String::new(),
+            path_prefix: String::new(),
+            limits: Limits {
+                max_inline_bytes: 2 << 30,
+                max_response_bytes: 256 << 20,
+                max_segment_bytes: 64 << 30,
+                max_parts: 10_000,
+                presign_upload: false,
+                presign_download: false,
+            },
+            part_size: 8 << 20,
+            grace_seconds: 3600,
+            keep_manifests: 8,
+            retention_every: 16,
+            presign_expiry_seconds: 900,
+            clock: Clock::system(),
+        }
+    }
+}
+
+impl FunctionConfig {
+    /// Checks the values against SPEC.md's bounds, naming the offending setting.
+    pub fn validate(&self) -> Result<(), String> {
+        let l = &self.limits;
+        if self.grace_seconds < MIN_GRACE_SECONDS {
+            return Err(format!("grace_seconds must be at least {MIN_GRACE_SECONDS} (RET-2)"));
+        }
+        if l.max_inline_bytes == 0 || l.max_response_bytes == 0 || self.part_size == 0 {
+            return Err(
+                "max_inline_bytes, max_response_bytes and part_size must be positive".into()
+            );
+        }
+        if l.max_segment_bytes < l.max_inline_bytes {
+            return Err("max_segment_bytes must be at least max_inline_bytes".into());
+        }
+        if self.presign_expiry_seconds == 0 || self.presign_expiry_seconds > 3600 {
+            return Err("presign_expiry_seconds must be 1 to 3600 (LARGE-4)".into());
+        }
+        if !self.path_prefix.is_empty()
+            && (!self.path_prefix.starts_with('/') || self.path_prefix.ends_with('/'))
+        {
+            return Err("path_prefix must start with '/' and not end with one, e.g. /api".into());
+        }
+        Ok(())
+    }
+}

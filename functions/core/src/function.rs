@@ -1,0 +1,185 @@
+//! The function: route, authenticate, validate, dispatch, log — for every adapter alike.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use http_body::Body;
+use rand::Rng;
+use tracing::Instrument;
+use wkp1_protocol::endpoint::{RestoreQuery, WriteQuery, route};
+use wkp1_protocol::signing::{Authenticated, KeyRing, Verifier};
+use wkp1_protocol::{Endpoint, ErrorCode, ProtocolError, Subtree, headers};
+
+use crate::config::FunctionConfig;
+use crate::layout::Layout;
+use crate::manifests::{ManifestCache, Manifests};
+use crate::parts::BoxError;
+use crate::response::{self, ResponseBody};
+use crate::store::Store;
+use crate::{persist, restore};
+
+/// A WKP-1 function over store `S`. Cheap to share: wrap it in an `Arc`.
+#[derive(Debug)]
+pub struct Function<S> {
+    pub(crate) store: Arc<S>,
+    verifier: Verifier,
+    pub(crate) config: FunctionConfig,
+    pub(crate) cache: ManifestCache,
+}
+
+/// Everything a handler knows about an authenticated request.
+pub(crate) struct Ctx<'a, S> {
+    pub(crate) function: &'a Function<S>,
+    pub(crate) subtree: Subtree,
+    pub(crate) layout: Layout,
+    pub(crate) auth: Authenticated,
+    pub(crate) request_id: String,
+    pub(crate) now: u64,
+}
+
+impl<S: Store> Ctx<'_, S> {
+    pub(crate) fn manifests(&self) -> Manifests<'_, S> {
+        Manifests { store: &self.function.store, layout: &self.layout, cache: &self.function.cache }
+    }
+
+    pub(crate) fn config(&self) -> &FunctionConfig {
+        &self.function.config
+    }
+
+    pub(crate) fn store(&self) -> &Arc<S> {
+        &self.function.store
+    }
+}
+
+impl<S: Store> Function<S> {
+    /// Checks the configuration and builds the function.
+    pub fn new(store: S, keys: KeyRing, config: FunctionConfig) -> Result<Self, String> {
+        config.validate()?;
+        if keys.is_empty() {
+            return Err("the key ring is empty: no request could ever authenticate".into());
+        }
+        Ok(Self {
+            store: Arc::new(store),
+            verifier: Verifier::new(keys),
+            config,
+            cache: ManifestCache::new(1024),
+        })
+    }
+
+    pub fn config(&self) -> &FunctionConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Serves one request. Never fails: errors become WKP-1 error responses (`ERR-1`).
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let started = Instant::now();
+        let request_id = request
+            .headers()
+            .get(headers::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .map_or_else(|| format!("{:016x}", rand::rng().random::<u64>()), str::to_owned);
+        let span = tracing::info_span!(
+            "wkp1",
+            request_id = %request_id,
+            method = %request.method(),
+            endpoint = tracing::field::Empty,
+            subtree = tracing::field::Empty,
+        );
+        let bytes_in = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        async move {
+            let response = match self.dispatch(request, &request_id).await {
+                Ok(response) => response,
+                Err(err) if err.code == ErrorCode::MethodNotAllowed => {
+                    let mut response = response::error(&err, &request_id);
+                    if let Some(allow) = err.details.as_ref().and_then(|d| d["allow"].as_str()) {
+                        response
+                            .headers_mut()
+                            .insert(header::ALLOW, HeaderValue::from_str(allow).expect("method"));
+                    }
+                    response
+                }
+                Err(err) => response::error(&err, &request_id),
+            };
+            let status = response.status().as_u16();
+            let bytes_out = response
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("0")
+                .to_owned();
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            if status < 400 {
+                tracing::info!(status, bytes_in, bytes_out, elapsed_ms, "request served");
+            } else {
+                tracing::warn!(status, bytes_in, bytes_out, elapsed_ms, "request refused");
+            }
+            response
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn dispatch<B>(
+        &self,
+        request: Request<B>,
+        request_id: &str,
+    ) -> Result<Response<ResponseBody>, ProtocolError>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = request.into_parts();
+        let full_path = parts.uri.path();
+        let wkp_path =
+            full_path.strip_prefix(self.config.path_prefix.as_str()).unwrap_or(full_path);
+        let route = route(wkp_path)?;
+        let span = tracing::Span::current();
+        span.record("endpoint", route.endpoint.as_str());
+        if parts.method != route.endpoint.method() {
+            let allow = route.endpoint.method();
+            return Err(ProtocolError::new(
+                ErrorCode::MethodNotAllowed,
+                format!("{} accepts only {allow}", route.endpoint),
+            )
+            .requirement("EP-2")
+            .details(serde_json::json!({"allow": allow.as_str()})));
+        }
+        let now = self.config.clock.now();
+        let query = parts.uri.query().unwrap_or("");
+        // Authentication comes before anything else that could touch the store (`AUTH-10`).
+        let auth = self.verifier.verify(&parts.method, wkp_path, query, &parts.headers, now)?;
+        let subtree = route.validate()?.subtree;
+        span.record("subtree", tracing::field::display(&subtree));
+        let ctx = Ctx {
+            function: self,
+            layout: Layout::new(&self.config.prefix, &subtree),
+            subtree,
+            auth,
+            request_id: request_id.to_owned(),
+            now,
+        };
+        match route.endpoint {
+            Endpoint::Restore => restore::handle(&ctx, RestoreQuery::parse(query)?, body).await,
+            endpoint => {
+                let query = WriteQuery::parse(query)?;
+                persist::handle(&ctx, endpoint, query, &parts.headers, body).await
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! # wkp1-function
+//!
+//! Everything SPEC.md requires of a WKP-1 function, written once, over a small [`Store`]
+//! trait. A cloud adapter only turns its trigger into an `http::Request`, hands it to
+//! [`Function::handle`], and implements [`Store`] for its SDK.
+//!
+//! # Layout
+//!
+//! - [`store`]: the object-store seam and (feature `object-store`) its `object_store` adapter.
+//! - [`layout`]: object names inside a subtree.
+//! - [`config`]: limits, retention and the clock.
+//! - `function`: routing, authentication, dispatch, logging.
+//! - `restore`, `persist`: the endpoints.
+//! - `rules`: the commit rules as pure functions (fencing, idempotency, chains).
+//! - `manifests`: the latest manifest and its compare-and-swap.
+//! - `parts`: segment bytes as create-only part objects.
+//! - `retention`: the GC boundary.
+//! - `response`: response bodies and headers.
+
+pub mod config;
+mod error;
+mod function;
+pub mod layout;
+mod manifests;
+mod parts;
+mod persist;
+mod response;
+mod restore;
+mod retention;
+mod rules;
+pub mod store;
+
+pub use config::{Clock, FunctionConfig};
+pub use function::Function;
+pub use response::ResponseBody;
+pub use retention::RetentionReport;
+pub use store::{ObjectMeta, PutMode, Store, StoreError};

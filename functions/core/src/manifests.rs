@@ -1,0 +1,159 @@
+//! Reading the latest manifest and replacing it by compare-and-swap (`MAN-2`, `IDEM-4`).
+//!
+//! Versions are create-only objects `manifest/{n:020}.json`: writing version `n + 1` succeeds
+//! for exactly one writer, which makes it a compare-and-swap on version `n` that every store
+//! supports. Manifest objects never change once written, so they are cached by key.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use lru::LruCache;
+use rand::Rng;
+use wkp1_protocol::ProtocolError;
+use wkp1_protocol::manifest::Manifest;
+
+use crate::error::{internal, store_failed};
+use crate::layout::Layout;
+use crate::store::{ObjectMeta, PutMode, Store, StoreError};
+
+/// How many times an update re-reads and retries after losing a race.
+const MAX_ATTEMPTS: usize = 32;
+
+/// Immutable manifest objects by key.
+#[derive(Debug)]
+pub(crate) struct ManifestCache(Mutex<LruCache<String, Arc<Manifest>>>);
+
+impl ManifestCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let capacity = NonZeroUsize::new(capacity.max(1)).expect("positive");
+        Self(Mutex::new(LruCache::new(capacity)))
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<Manifest>> {
+        self.0.lock().expect("cache lock").get(key).cloned()
+    }
+
+    fn put(&self, key: String, manifest: Arc<Manifest>) {
+        self.0.lock().expect("cache lock").put(key, manifest);
+    }
+}
+
+/// What an update decides after looking at the current manifest.
+#[derive(Debug)]
+pub(crate) enum Decision<T> {
+    /// Write this as the next version (version, put id and time are filled in).
+    Write(Manifest, T),
+    /// Nothing to write; answer with `T` and the current manifest.
+    Keep(T),
+    Reject(ProtocolError),
+}
+
+/// The manifest versions of one subtree.
+pub(crate) struct Manifests<'a, S> {
+    pub(crate) store: &'a S,
+    pub(crate) layout: &'a Layout,
+    pub(crate) cache: &'a ManifestCache,
+}
+
+impl<S: Store> Manifests<'_, S> {
+    /// Every stored version with its metadata, oldest first.
+    pub(crate) async fn versions(&self) -> Result<Vec<(u64, ObjectMeta)>, ProtocolError> {
+        let listed = self
+            .store
+            .list(&self.layout.manifests())
+            .await
+            .map_err(|e| store_failed("list manifests", e))?;
+        let mut versions: Vec<(u64, ObjectMeta)> = listed
+            .into_iter()
+            .filter_map(|m| self.layout.manifest_version(&m.key).map(|v| (v, m)))
+            .collect();
+        versions.sort_by_key(|(v, _)| *v);
+        Ok(versions)
+    }
+
+    /// One version; `None` when it does not exist (any more).
+    pub(crate) async fn read(&self, version: u64) -> Result<Option<Arc<Manifest>>, ProtocolError> {
+        let key = self.layout.manifest(version);
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(Some(hit));
+        }
+        let Some(bytes) =
+            self.store.get(&key).await.map_err(|e| store_failed("read manifest", e))?
+        else {
+            return Ok(None);
+        };
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| internal(format!("parse manifest {key}: {e}")))?;
+        if manifest.version != version {
+            return Err(internal(format!(
+                "manifest {key} says it is version {}",
+                manifest.version
+            )));
+        }
+        let manifest = Arc::new(manifest);
+        self.cache.put(key, manifest.clone());
+        Ok(Some(manifest))
+    }
+
+    /// The latest version, or the empty manifest (version 0) for a new subtree.
+    pub(crate) async fn latest(&self) -> Result<Arc<Manifest>, ProtocolError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let Some((version, _)) = self.versions().await?.pop() else {
+                return Ok(Arc::new(Manifest::empty()));
+            };
+            // Retention may delete a version between list and read only if a newer one exists,
+            // so listing again finds that one.
+            if let Some(manifest) = self.read(version).await? {
+                return Ok(manifest);
+            }
+        }
+        Err(internal("read latest manifest: it kept disappearing"))
+    }
+
+    /// Applies `decide` to the latest manifest and writes its result as the next version,
+    /// re-reading and deciding again whenever another writer got there first.
+    pub(crate) async fn update<T>(
+        &self,
+        now: u64,
+        mut decide: impl FnMut(&Manifest) -> Decision<T>,
+    ) -> Result<(T, Arc<Manifest>), ProtocolError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self.latest().await?;
+            let (mut next, answer) = match decide(&current) {
+                Decision::Keep(answer) => return Ok((answer, current)),
+                Decision::Reject(err) => return Err(err),
+                Decision::Write(next, answer) => (next, answer),
+            };
+            next.version = current.version + 1;
+            next.created_at = now;
+            next.put_id = format!("{:032x}", rand::rng().random::<u128>());
+            let key = self.layout.manifest(next.version);
+            let body = Bytes::from(serde_json::to_vec(&next).map_err(|e| internal(e.to_string()))?);
+            match self.store.put(&key, body, PutMode::Create).await {
+                Ok(()) => {}
+                Err(StoreError::AlreadyExists(_)) => {
+                    // Either another writer won, or our own write landed and only its answer
+                    // was lost (the store client retried): the put id tells them apart.
+                    let stored = self.read(next.version).await?;
+                    if stored.is_none_or(|m| m.put_id != next.put_id) {
+                        tokio::time::sleep(jitter()).await;
+                        continue;
+                    }
+                }
+                Err(e) => return Err(store_failed("write manifest", e)),
+            }
+            let next = Arc::new(next);
+            self.cache.put(key, next.clone());
+            return Ok((answer, next));
+        }
+        Err(ProtocolError::new(
+            wkp1_protocol::ErrorCode::StoreUnavailable,
+            "update manifest: too many concurrent writers; retry",
+        ))
+    }
+}
+
+fn jitter() -> std::time::Duration {
+    std::time::Duration::from_millis(rand::rng().random_range(1..20))
+}
