@@ -18,6 +18,9 @@ ensure_venv
 step "test vectors against the independent Python reference"
 "$VENV/bin/python" protocol/test-vectors/reference.py check
 
+step "S3-compatible servers on 127.0.0.1"
+start_s3_servers
+
 step "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

@@ -9,10 +9,12 @@
 //! - [`segment`]: the segment format, streaming encode, decode and verification.
 //! - [`manifest`]: the manifest, restore plans and the other JSON bodies.
 //! - [`chain`]: validation of a snapshot-and-delta chain.
+//! - [`clock`]: an injectable Unix clock.
 //! - [`error`]: error codes, their status codes and the JSON error body.
 //! - [`version`]: protocol versions and their compatibility.
 
 pub mod chain;
+pub mod clock;
 pub mod endpoint;
 pub mod error;
 pub mod headers;
@@ -23,6 +25,7 @@ pub mod signing;
 pub mod version;
 
 pub use chain::{ChainError, validate_chain};
+pub use clock::Clock;
 pub use endpoint::{Endpoint, WkpPath};
 pub use error::{ErrorBody, ErrorCode, ProtocolError};
 pub use ids::{Identifier, Subtree};

@@ -1,33 +1,7 @@
 //! What a deployment configures: prefix, limits, retention, clock.
 
-use std::fmt;
-use std::sync::Arc;
-
+pub use wkp1_protocol::Clock;
 use wkp1_protocol::manifest::Limits;
-
-/// Unix seconds. Injectable so tests can move time (timestamps, retention grace).
-#[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> u64 + Send + Sync>);
-
-impl Clock {
-    pub fn system() -> Self {
-        Self(Arc::new(wkp1_protocol::signing::unix_now))
-    }
-
-    pub fn from_fn(f: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
-        Self(Arc::new(f))
-    }
-
-    pub fn now(&self) -> u64 {
-        (self.0)()
-    }
-}
-
-impl fmt::Debug for Clock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Clock({})", self.now())
-    }
-}
 
 /// The shortest retention grace SPEC.md allows (`RET-2`).
 pub const MIN_GRACE_SECONDS: u64 = 900;

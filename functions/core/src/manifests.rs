@@ -15,7 +15,7 @@ use wkp1_protocol::manifest::Manifest;
 
 use crate::error::{internal, store_failed};
 use crate::layout::Layout;
-use crate::store::{ObjectMeta, PutMode, Store, StoreError};
+use crate::store::{self, ObjectMeta, Store, StoreError};
 
 /// How many times an update re-reads and retries after losing a race.
 const MAX_ATTEMPTS: usize = 32;
@@ -130,7 +130,7 @@ impl<S: Store> Manifests<'_, S> {
             next.put_id = format!("{:032x}", rand::rng().random::<u128>());
             let key = self.layout.manifest(next.version);
             let body = Bytes::from(serde_json::to_vec(&next).map_err(|e| internal(e.to_string()))?);
-            match self.store.put(&key, body, PutMode::Create).await {
+            match store::create(self.store, &key, body).await {
                 Ok(()) => {}
                 Err(StoreError::AlreadyExists(_)) => {
                     // Either another writer won, or our own write landed and only its answer

@@ -16,7 +16,7 @@ use wkp1_protocol::{ErrorCode, ProtocolError};
 
 use crate::error::{internal, invalid, store_failed};
 use crate::layout::Layout;
-use crate::store::{ByteStream, ObjectMeta, PutMode, Store, StoreError};
+use crate::store::{ByteStream, ObjectMeta, Store, StoreError};
 
 /// Part writes in flight per request: enough to overlap the network, bounded for memory.
 const IN_FLIGHT: usize = 2;
@@ -39,7 +39,7 @@ pub(crate) async fn put_part<S: Store>(
     key: &str,
     bytes: Bytes,
 ) -> Result<PartWrite, ProtocolError> {
-    match store.put(key, bytes.clone(), PutMode::Create).await {
+    match crate::store::create(store, key, bytes.clone()).await {
         Ok(()) => Ok(PartWrite::Created),
         Err(StoreError::AlreadyExists(_)) => {
             let existing = store.get(key).await.map_err(|e| store_failed("read back part", e))?;

@@ -7,13 +7,14 @@
 //! | `memory://` | in memory, for tests |
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 use rand::Rng;
 use url::Url;
 use wkp1_function::store::object_store::ObjectStoreBackend;
@@ -29,8 +30,36 @@ pub struct OpenedStore {
     pub description: String,
 }
 
-/// Opens the store a URL names.
+/// Where an `s3://` store is and who to be: from `AWS_*` variables, or set by tests.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// An S3-compatible server's URL (MinIO, ...); `None` for AWS itself.
+    pub endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub region: Option<String>,
+    /// Per-request timeout of the S3 client (default: `object_store`'s, 30 s).
+    pub timeout: Option<Duration>,
+    /// Retries of the S3 client on 5xx, timeouts and dropped connections (default 10).
+    pub max_retries: Option<usize>,
+}
+
+impl S3Options {
+    /// `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT`); credentials and region are read by the S3 builder.
+    pub fn from_env() -> Self {
+        let endpoint =
+            std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")).ok();
+        Self { endpoint, ..Self::default() }
+    }
+}
+
+/// Opens the store a URL names, configuring S3 from the environment.
 pub fn open(url: &str) -> anyhow::Result<OpenedStore> {
+    open_with(url, &S3Options::from_env())
+}
+
+/// Opens the store a URL names.
+pub fn open_with(url: &str, s3: &S3Options) -> anyhow::Result<OpenedStore> {
     let parsed = Url::parse(url).with_context(|| format!("parse store URL {url:?}"))?;
     let description =
         format!("{}://{}{}", parsed.scheme(), parsed.host_str().unwrap_or(""), parsed.path());
@@ -50,12 +79,30 @@ pub fn open(url: &str) -> anyhow::Result<OpenedStore> {
             let bucket =
                 parsed.host_str().filter(|b| !b.is_empty()).context("s3:// URL names no bucket")?;
             let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-            let endpoint =
-                std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")).ok();
-            if let Some(endpoint) = endpoint {
-                builder = builder
-                    .with_endpoint(&endpoint)
-                    .with_allow_http(endpoint.starts_with("http://"));
+            // One ClientOptions: setting it replaces what `with_allow_http` would have set.
+            let mut options = ClientOptions::new();
+            if let Some(endpoint) = &s3.endpoint {
+                builder = builder.with_endpoint(endpoint);
+                options = options.with_allow_http(endpoint.starts_with("http://"));
+            }
+            if let Some(timeout) = s3.timeout {
+                options = options.with_timeout(timeout);
+            }
+            builder = builder.with_client_options(options);
+            if let (Some(id), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
+                builder = builder.with_access_key_id(id).with_secret_access_key(secret);
+            }
+            if let Some(region) = &s3.region {
+                builder = builder.with_region(region);
+            }
+            if let Some(max_retries) = s3.max_retries {
+                let backoff = BackoffConfig {
+                    init_backoff: Duration::from_millis(50),
+                    max_backoff: Duration::from_secs(2),
+                    base: 2.0,
+                };
+                let retry_timeout = Duration::from_secs(60);
+                builder = builder.with_retry(RetryConfig { backoff, max_retries, retry_timeout });
             }
             let s3 = builder.build().context("configure S3 store from AWS_* environment")?;
             (Arc::new(s3), parsed.path().trim_matches('/').to_owned(), true)

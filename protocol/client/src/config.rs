@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use url::Url;
-use wkp1_protocol::{KeyId, Secret, Subtree};
+use wkp1_protocol::{Clock, KeyId, Secret, Subtree};
 
 /// When and how often to retry (`CLI-3`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,8 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Parts uploaded, and segments downloaded, at once.
     pub concurrency: usize,
+    /// Signs request timestamps.
+    pub clock: Clock,
 }
 
 impl ClientConfig {
@@ -57,6 +59,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
             concurrency: 4,
+            clock: Clock::system(),
         }
     }
 }

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use url::Url;
 use wkp1_protocol::manifest::{Limits, PresignedRequest};
-use wkp1_protocol::signing::{Signer, sha256_hex, unix_now};
+use wkp1_protocol::signing::{Signer, sha256_hex};
 use wkp1_protocol::{Endpoint, ErrorBody, WkpPath, headers};
 
 use crate::config::ClientConfig;
@@ -162,7 +162,7 @@ impl Transport {
                 &call.query,
                 &mut headers,
                 &call.payload.sha256_hex(),
-                unix_now(),
+                self.config.clock.now(),
             )
             .map_err(|e| ClientError::Config(format!("sign request: {e}")))?;
         if let Some(media_type) = call.payload.media_type() {

@@ -121,3 +121,26 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         async { Ok(None) }
     }
 }
+
+/// Attempts of a create-only write whose outcome was unknown (timeout, dropped connection).
+const CREATE_ATTEMPTS: u32 = 3;
+
+/// A create-only write that resolves its own ambiguity (`IDEM-4`): when the store fails in a
+/// way that leaves unknown whether the object landed, the same write is sent again. A retry
+/// that finds the object present returns [`StoreError::AlreadyExists`], and the caller reads it
+/// back to tell its own landed write from someone else's.
+pub(crate) async fn create<S: Store>(store: &S, key: &str, body: Bytes) -> Result<(), StoreError> {
+    let mut attempt = 1;
+    loop {
+        match store.put(key, body.clone(), PutMode::Create).await {
+            Err(StoreError::Timeout(e) | StoreError::Unavailable(e))
+                if attempt < CREATE_ATTEMPTS =>
+            {
+                tracing::warn!(key, attempt, error = %e, "create-only write failed ambiguously; sending it again");
+                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}

@@ -40,7 +40,8 @@ fn map_error(err: OsError) -> StoreError {
         OsError::NotSupported { source } => StoreError::Unsupported(source.to_string()),
         other => {
             let text = other.to_string();
-            if text.contains("timed out") || text.contains("timeout") {
+            // reqwest says "operation timed out"; "retry_timeout" in a retry summary is not one.
+            if text.contains("timed out") {
                 StoreError::Timeout(text)
             } else {
                 StoreError::Unavailable(text)
