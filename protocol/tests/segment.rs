@@ -110,3 +110,18 @@ proptest! {
         prop_assert!(verify(&long, 7).is_err());
     }
 }
+
+#[test]
+fn digest_is_the_sha256_of_whatever_was_fed_valid_or_not() {
+    use sha2::{Digest, Sha256};
+    let good = encode_segment(SegmentHeader::delta(1, 2), b"abc").unwrap();
+    let mut bad = good.clone();
+    bad[0] = b'X';
+    for bytes in [good, bad, b"short".to_vec()] {
+        let mut verifier = SegmentVerifier::new();
+        for piece in bytes.chunks(3) {
+            let _ = verifier.update(piece);
+        }
+        assert_eq!(verifier.digest(), <[u8; 32]>::from(Sha256::digest(&bytes)));
+    }
+}

@@ -19,7 +19,7 @@ use crate::layout::Layout;
 use crate::store::{ByteStream, ObjectMeta, Store, StoreError};
 
 /// Part writes in flight per request: enough to overlap the network, bounded for memory.
-const IN_FLIGHT: usize = 2;
+const IN_FLIGHT: usize = 4;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -103,9 +103,11 @@ where
 {
     let mut stored = Stored::default();
     let mut hasher = Sha256::new();
-    let mut chunk = BytesMut::new();
-    let mut writes: JoinSet<(String, Result<PartWrite, ProtocolError>)> = JoinSet::new();
     let Target { id, start, part_size, limit } = target;
+    // Allocated at full size once per part: growing by doubling leaves the allocator holding
+    // several part-sized blocks per request.
+    let mut chunk = BytesMut::with_capacity(part_size as usize);
+    let mut writes: JoinSet<(String, Result<PartWrite, ProtocolError>)> = JoinSet::new();
     let mut offset = start;
     let mut segment_error = None;
 
@@ -130,7 +132,8 @@ where
 
     let flush =
         |chunk: &mut BytesMut, offset: &mut u64, stored: &mut Stored, writes: &mut JoinSet<_>| {
-            let bytes = chunk.split().freeze();
+            let bytes =
+                std::mem::replace(chunk, BytesMut::with_capacity(part_size as usize)).freeze();
             let len = bytes.len() as u64;
             let key = layout.part(id, *offset, len);
             let store = store.clone();
@@ -159,11 +162,16 @@ where
             let _ = settle(&mut writes, &mut stored, 0).await;
             return Err((StreamError::TooLarge(limit), stored));
         }
-        hasher.update(&data);
-        if let Some(v) = verifier.as_deref_mut()
-            && segment_error.is_none()
-        {
-            segment_error = v.update(&data).err();
+        // The verifier hashes every byte anyway (its digest is the body's SHA-256); hash here
+        // only when there is none.
+        match verifier.as_deref_mut() {
+            Some(v) => {
+                let result = v.update(&data);
+                if segment_error.is_none() {
+                    segment_error = result.err();
+                }
+            }
+            None => hasher.update(&data),
         }
         // Once the bytes are known not to be a segment, only hash the rest: the caller still
         // needs to know whether they are at least the body that was signed.
@@ -184,7 +192,10 @@ where
         flush(&mut chunk, &mut offset, &mut stored, &mut writes);
     }
     let settled = settle(&mut writes, &mut stored, 0).await;
-    stored.sha256 = hasher.finalize().into();
+    stored.sha256 = match verifier {
+        Some(v) => v.digest(),
+        None => hasher.finalize().into(),
+    };
     if let Some(e) = segment_error {
         return Err((StreamError::Segment(e), stored));
     }

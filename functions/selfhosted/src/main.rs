@@ -8,7 +8,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use wkp1_function::Function;
 use wkp1_selfhosted::settings::{LogFormat, Settings};
-use wkp1_selfhosted::{app, stores};
+use wkp1_selfhosted::stores;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -49,12 +49,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(%address, store = %opened.description, "wkp1-selfhosted listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server =
-        axum::serve(listener, app(Arc::new(function))).with_graceful_shutdown(async move {
-            let mut stop_rx = stop_rx;
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        });
-    let server = tokio::spawn(async move { server.await });
+    let server = wkp1_selfhosted::serve(listener, Arc::new(function), async move {
+        let mut stop_rx = stop_rx;
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    });
+    let server = tokio::spawn(server);
     shutdown_signal().await;
     tracing::info!(
         seconds = settings.shutdown_seconds,

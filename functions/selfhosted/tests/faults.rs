@@ -16,6 +16,9 @@ use wkp1_protocol::manifest::Outcome;
 use wkp1_protocol::segment::SegmentHeader;
 use wkp1_protocol::{ErrorCode, SegmentKind};
 
+/// Builds a competing object's body from the intercepted one.
+type MakeBody = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
+
 /// What to do to a matching request.
 #[derive(Clone)]
 enum Fault {
@@ -26,7 +29,7 @@ enum Fault {
     /// Forward (the store applies it), then answer only after this long: the response is lost.
     ForwardThenHang(Duration),
     /// First write this body (made from the intercepted one) to the same key, then forward.
-    Compete(Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>),
+    Compete(MakeBody),
 }
 
 struct Rule {

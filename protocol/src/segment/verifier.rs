@@ -113,6 +113,15 @@ impl SegmentVerifier {
         Ok(())
     }
 
+    /// SHA-256 of every byte fed so far, valid segment or not: for a complete segment, its id.
+    /// Hashing goes on after `update` reported a defect, so a caller can still tell whether the
+    /// bytes were at least the ones that were signed.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut hasher = self.hasher.clone();
+        hasher.update(&self.splitter.tail[..self.splitter.len]);
+        hasher.finalize().into()
+    }
+
     /// Checks length, header, payload start and trailer, and returns the segment's id.
     pub fn finish(self) -> Result<VerifiedSegment, SegmentError> {
         let size = self.released + self.splitter.len as u64;

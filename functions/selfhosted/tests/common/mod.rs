@@ -22,8 +22,8 @@ use wkp1_function::{Clock, Function, FunctionConfig, Store};
 use wkp1_protocol::segment::{SegmentHeader, encode_segment};
 use wkp1_protocol::signing::Signer;
 use wkp1_protocol::{Endpoint, ErrorBody, KeyId, KeyRing, Secret, Subtree, WkpPath};
+use wkp1_selfhosted::SelfHosted;
 use wkp1_selfhosted::stores::{self, S3Options};
-use wkp1_selfhosted::{SelfHosted, app};
 
 pub const KEY_ID: &str = "k-test";
 
@@ -134,9 +134,9 @@ impl Server {
         let function = Arc::new(Function::new(opened.store, keys, config).expect("valid config"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
-        let router = app(function.clone());
+        let serving = function.clone();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
+            wkp1_selfhosted::serve(listener, serving, std::future::pending()).await.unwrap();
         });
         Self { url, function, skew, task, backend }
     }
