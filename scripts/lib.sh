@@ -24,11 +24,11 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# Waits until an HTTP server answers on 127.0.0.1:$1 (any status), or fails after $2 seconds.
+# Waits until a server accepts connections on 127.0.0.1:$1, or fails after $2 seconds.
 wait_http() {
   local port="$1" seconds="${2:-60}" i
   for ((i = 0; i < seconds * 10; i++)); do
-    if curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; then return 0; fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
     sleep 0.1
   done
   echo "nothing answered on 127.0.0.1:$port after ${seconds}s" >&2

@@ -30,6 +30,8 @@ enum Fault {
     ForwardThenHang(Duration),
     /// First write this body (made from the intercepted one) to the same key, then forward.
     Compete(MakeBody),
+    /// Forward without the create-only condition: a store that ignores `If-None-Match`.
+    DropCondition,
 }
 
 struct Rule {
@@ -68,13 +70,22 @@ impl Proxy {
     }
 
     fn forward(&self, request: &Request, body: &[u8]) -> ResponseTemplate {
+        self.forward_without(request, body, "")
+    }
+
+    fn forward_without(
+        &self,
+        request: &Request,
+        body: &[u8],
+        drop_header: &str,
+    ) -> ResponseTemplate {
         let mut url = format!("{}{}", self.upstream, request.url.path());
         if let Some(query) = request.url.query() {
             url = format!("{url}?{query}");
         }
         let mut builder = http::Request::builder().method(request.method.as_str()).uri(url);
         for (name, value) in &request.headers {
-            if name != "host" && name != "content-length" {
+            if name != "host" && name != "content-length" && name.as_str() != drop_header {
                 builder = builder.header(name, value);
             }
         }
@@ -134,6 +145,9 @@ impl Respond for Forwarder {
             Some(Fault::Hang(delay)) => ResponseTemplate::new(200).set_delay(delay),
             Some(Fault::ForwardThenHang(delay)) => {
                 proxy.forward(request, &request.body).set_delay(delay)
+            }
+            Some(Fault::DropCondition) => {
+                proxy.forward_without(request, &request.body, "if-none-match")
             }
             Some(Fault::Compete(make)) => {
                 let competitor = http::Request::builder()
@@ -273,4 +287,23 @@ async fn concurrent_claim_winning_the_manifest_race_fences_the_commit() {
     assert_eq!(plan.chain[0].segment.kind, SegmentKind::Snapshot);
     assert_eq!(plan.superseded.len(), 1, "the fenced writer's data is kept");
     assert_eq!(plan.superseded[0].segment.id, late.file.descriptor.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_ignores_create_only_writes_is_refused_at_start() {
+    let Some(mut backend) = Backend::s3("moto") else { return };
+    let proxy = Proxy::new(backend.s3.endpoint.as_deref().unwrap());
+    let mock = MockServer::start().await;
+    Mock::given(any()).respond_with(Forwarder(proxy.clone())).mount(&mock).await;
+    proxy.rule("PUT", ".wkp1-probe", usize::MAX, Fault::DropCondition);
+    backend.s3.endpoint = Some(mock.uri());
+    let opened = wkp1_selfhosted::stores::open_with(backend.url(), &backend.s3).unwrap();
+    let err = wkp1_selfhosted::stores::probe_create_only(&opened.store, &opened.prefix)
+        .await
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("If-None-Match") && message.contains("refusing to start"),
+        "{message}"
+    );
 }

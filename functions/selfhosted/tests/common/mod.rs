@@ -83,6 +83,10 @@ impl Backend {
         Some(Self { name: name.into(), url: format!("s3://{bucket}/{prefix}"), s3, _dir: None })
     }
 
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// A user's own S3-compatible server (MinIO), from `WKP1_TEST_S3_ENDPOINT`; optional
     /// even when the test command's own servers are required.
     pub fn minio() -> Option<Self> {
