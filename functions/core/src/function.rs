@@ -41,7 +41,13 @@ pub(crate) struct Ctx<'a, S> {
 
 impl<S: Store> Ctx<'_, S> {
     pub(crate) fn manifests(&self) -> Manifests<'_, S> {
-        Manifests { store: &self.function.store, layout: &self.layout, cache: &self.function.cache }
+        Manifests {
+            store: &self.function.store,
+            layout: &self.layout,
+            cache: &self.function.cache,
+            now: self.now,
+            guess_for: self.function.config.grace_seconds / 2,
+        }
     }
 
     pub(crate) fn config(&self) -> &FunctionConfig {

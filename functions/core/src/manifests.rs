@@ -20,22 +20,46 @@ use crate::store::{self, ObjectMeta, Store, StoreError};
 /// How many times an update re-reads and retries after losing a race.
 const MAX_ATTEMPTS: usize = 32;
 
-/// Immutable manifest objects by key.
+/// Immutable manifest objects by key, and the latest version this process saw per subtree.
+///
+/// The latest version is only a first guess for updates: writing `guess + 1` create-only
+/// fails if anyone wrote a newer version, and the update then reads the store. Restore plans
+/// never use it (`REST-2`). A guess expires after half the retention grace period: only then is
+/// version `guess + 1`, if someone else wrote it, sure to be still in the store (`RET-1`), so
+/// that the create-only write can collide with it.
 #[derive(Debug)]
-pub(crate) struct ManifestCache(Mutex<LruCache<String, Arc<Manifest>>>);
+pub(crate) struct ManifestCache {
+    objects: Mutex<LruCache<String, Arc<Manifest>>>,
+    latest: Mutex<LruCache<String, (Arc<Manifest>, u64)>>,
+}
 
 impl ManifestCache {
     pub(crate) fn new(capacity: usize) -> Self {
         let capacity = NonZeroUsize::new(capacity.max(1)).expect("positive");
-        Self(Mutex::new(LruCache::new(capacity)))
+        Self {
+            objects: Mutex::new(LruCache::new(capacity)),
+            latest: Mutex::new(LruCache::new(capacity)),
+        }
     }
 
     fn get(&self, key: &str) -> Option<Arc<Manifest>> {
-        self.0.lock().expect("cache lock").get(key).cloned()
+        self.objects.lock().expect("cache lock").get(key).cloned()
     }
 
     fn put(&self, key: String, manifest: Arc<Manifest>) {
-        self.0.lock().expect("cache lock").put(key, manifest);
+        self.objects.lock().expect("cache lock").put(key, manifest);
+    }
+
+    fn latest_guess(&self, base: &str, seen_after: u64) -> Option<Arc<Manifest>> {
+        let mut latest = self.latest.lock().expect("cache lock");
+        latest.get(base).filter(|(_, seen)| *seen >= seen_after).map(|(m, _)| m.clone())
+    }
+
+    fn saw_latest(&self, base: &str, manifest: &Arc<Manifest>, now: u64) {
+        let mut latest = self.latest.lock().expect("cache lock");
+        if latest.peek(base).is_none_or(|(known, _)| known.version <= manifest.version) {
+            latest.put(base.to_owned(), (manifest.clone(), now));
+        }
     }
 }
 
@@ -54,6 +78,10 @@ pub(crate) struct Manifests<'a, S> {
     pub(crate) store: &'a S,
     pub(crate) layout: &'a Layout,
     pub(crate) cache: &'a ManifestCache,
+    /// The request's time, by the function's clock.
+    pub(crate) now: u64,
+    /// How long a remembered latest version may serve as a guess.
+    pub(crate) guess_for: u64,
 }
 
 impl<S: Store> Manifests<'_, S> {
@@ -105,10 +133,26 @@ impl<S: Store> Manifests<'_, S> {
             // Retention may delete a version between list and read only if a newer one exists,
             // so listing again finds that one.
             if let Some(manifest) = self.read(version).await? {
+                self.cache.saw_latest(self.layout.base(), &manifest, self.now);
                 return Ok(manifest);
             }
         }
         Err(internal("read latest manifest: it kept disappearing"))
+    }
+
+    /// The latest version this process knows of, else the store's. Good enough wherever a
+    /// stale answer is caught later by a create-only write (`MAN-2`).
+    pub(crate) async fn latest_guess(&self) -> Result<Arc<Manifest>, ProtocolError> {
+        Ok(self.guess_or_latest().await?.0)
+    }
+
+    /// Like `latest_guess`, saying whether the answer is only a guess.
+    async fn guess_or_latest(&self) -> Result<(Arc<Manifest>, bool), ProtocolError> {
+        let seen_after = self.now.saturating_sub(self.guess_for);
+        match self.cache.latest_guess(self.layout.base(), seen_after) {
+            Some(manifest) => Ok((manifest, true)),
+            None => Ok((self.latest().await?, false)),
+        }
     }
 
     /// Applies `decide` to the latest manifest and writes its result as the next version,
@@ -118,9 +162,21 @@ impl<S: Store> Manifests<'_, S> {
         now: u64,
         mut decide: impl FnMut(&Manifest) -> Decision<T>,
     ) -> Result<(T, Arc<Manifest>), ProtocolError> {
+        let mut trust_guess = true;
         for _ in 0..MAX_ATTEMPTS {
-            let current = self.latest().await?;
+            // First from what this process last saw. A write checks the guess by itself (it
+            // fails if anything newer exists); answering or refusing without a write does not,
+            // so those are decided again on the store's latest.
+            let (current, guessed) = if trust_guess {
+                self.guess_or_latest().await?
+            } else {
+                (self.latest().await?, false)
+            };
             let (mut next, answer) = match decide(&current) {
+                Decision::Keep(_) | Decision::Reject(_) if guessed => {
+                    trust_guess = false;
+                    continue;
+                }
                 Decision::Keep(answer) => return Ok((answer, current)),
                 Decision::Reject(err) => return Err(err),
                 Decision::Write(next, answer) => (next, answer),
@@ -137,6 +193,7 @@ impl<S: Store> Manifests<'_, S> {
                     // was lost (the store client retried): the put id tells them apart.
                     let stored = self.read(next.version).await?;
                     if stored.is_none_or(|m| m.put_id != next.put_id) {
+                        trust_guess = false;
                         tokio::time::sleep(jitter()).await;
                         continue;
                     }
@@ -145,6 +202,7 @@ impl<S: Store> Manifests<'_, S> {
             }
             let next = Arc::new(next);
             self.cache.put(key, next.clone());
+            self.cache.saw_latest(self.layout.base(), &next, self.now);
             return Ok((answer, next));
         }
         Err(ProtocolError::new(

@@ -20,6 +20,8 @@ use crate::store::{ByteStream, ObjectMeta, Store, StoreError};
 
 /// Part writes in flight per request: enough to overlap the network, bounded for memory.
 const IN_FLIGHT: usize = 4;
+/// Parts read ahead while serving a download.
+const READ_AHEAD: usize = 4;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -313,11 +315,18 @@ pub(crate) fn read_range<S: Store>(
             (key, from, to)
         })
         .collect();
+    // Parts are read whole, a few ahead of the one being sent, so per-object latency overlaps
+    // the transfer; memory stays at READ_AHEAD parts whatever the segment's size.
     futures::stream::iter(pieces)
-        .then(move |(key, from, to)| {
+        .map(move |(key, from, to)| {
             let store = store.clone();
-            async move { store.get_range(&key, from..to).await }
+            async move {
+                let stream = store.get_range(&key, from..to).await?;
+                let chunks: Vec<Bytes> = stream.try_collect().await?;
+                Ok::<_, StoreError>(futures::stream::iter(chunks.into_iter().map(Ok)))
+            }
         })
+        .buffered(READ_AHEAD)
         .try_flatten()
         .boxed()
 }

@@ -142,7 +142,7 @@ where
 {
     let id = SegmentId(ctx.auth.content_sha256);
     let config = ctx.config();
-    let latest = ctx.manifests().latest().await?;
+    let latest = ctx.manifests().latest_guess().await?;
     if let Some(entry) = latest.find(&id) {
         // A retry of a committed segment: check the body, store nothing (`IDEM-1`).
         let (segment, parts) = (entry.segment, entry.parts.clone());
@@ -423,7 +423,7 @@ where
             "LARGE-3",
         ));
     }
-    if let Some(entry) = ctx.manifests().latest().await?.find(&id) {
+    if let Some(entry) = ctx.manifests().latest_guess().await?.find(&id) {
         let (segment, parts) = (entry.segment, entry.parts.clone());
         return commit(ctx, segment, parts, generation, endpoint).await;
     }

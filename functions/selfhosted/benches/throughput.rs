@@ -6,6 +6,9 @@
 //! WKP1_BENCH_SIZES_MIB=1,64,1024  sizes to measure (default)
 //! WKP1_TEST_S3_S3S=http://...     also measure an S3 server (./scripts/bench.sh starts s3s-fs)
 //! ```
+//!
+//! Each figure is the median of several runs (ten for 1 MiB, four for 64 MiB, one for 1 GiB).
+//! Each run persists into a replica of its own, so every persist really stores and commits.
 
 use std::io::Write;
 use std::path::Path;
@@ -145,59 +148,80 @@ fn mbps(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / 1e6 / elapsed.as_secs_f64()
 }
 
+/// Repetitions for a state of `mib` MiB: more for small states, whose timings are noisier.
+fn repetitions(mib: u64) -> usize {
+    (256 / mib.max(1)).clamp(1, 10) as usize
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 async fn measure(target: &Target, mib: u64, segment: &Path, work: &Path) -> Row {
     let size = std::fs::metadata(segment).unwrap().len();
     let prefix = format!("bench-{mib}-{}", std::process::id());
-
-    // Direct: the same bytes into the store and back, streamed, through the same store client.
-    let key = StorePath::from(format!("{prefix}-direct/segment"));
-    let started = Instant::now();
-    let mut upload = BufWriter::new(target.direct.clone(), key.clone());
-    let mut file = tokio::fs::File::open(segment).await.unwrap();
-    let mut buf = vec![0u8; 8 << 20];
-    loop {
-        let n = file.read(&mut buf).await.unwrap();
-        if n == 0 {
-            break;
-        }
-        upload.write_all(&buf[..n]).await.unwrap();
-    }
-    upload.shutdown().await.unwrap();
-    let direct_write = mbps(size, started.elapsed());
-    let started = Instant::now();
-    let mut out = tokio::fs::File::create(work.join("direct.out")).await.unwrap();
-    let mut stream = target.direct.get(&key).await.unwrap().into_stream();
-    while let Some(chunk) = stream.next().await {
-        out.write_all(&chunk.unwrap()).await.unwrap();
-    }
-    out.sync_all().await.unwrap();
-    let direct_read = mbps(size, started.elapsed());
-    target.direct.delete(&key).await.unwrap();
-
-    // Through the function, in its own process so its RSS is its own.
     let (mut child, url) = start_function(target, &prefix);
-    let client = Client::new(ClientConfig::new(
-        url.parse().unwrap(),
-        Subtree::new("bench", "state", "replica-0").unwrap(),
-        KeyId::new("bench").unwrap(),
-        Secret::from_bytes(SECRET.to_vec()).unwrap(),
-    ))
-    .unwrap();
-    let generation = client.plan(true).await.unwrap().generation;
     let file = SegmentFile::open(segment).await.unwrap();
-    let started = Instant::now();
-    client.persist(generation, &file).await.unwrap();
-    let persist = mbps(size, started.elapsed());
-    let restore_dir = work.join(format!("restore-{mib}"));
-    let started = Instant::now();
-    let restored = client.restore(false, &restore_dir).await.unwrap();
-    let restore = mbps(size, started.elapsed());
-    assert_eq!(restored.bytes(), size);
+    let (mut direct_write, mut direct_read, mut persist, mut restore) =
+        (vec![], vec![], vec![], vec![]);
+    for run in 0..repetitions(mib) {
+        // A replica of its own per run, so every persist really stores and commits.
+        let client = Client::new(ClientConfig::new(
+            url.parse().unwrap(),
+            Subtree::new("bench", "state", &format!("replica-{run}")).unwrap(),
+            KeyId::new("bench").unwrap(),
+            Secret::from_bytes(SECRET.to_vec()).unwrap(),
+        ))
+        .unwrap();
+        // Direct: the same bytes into the store and back, streamed, through the same store client.
+        let key = StorePath::from(format!("{prefix}-direct/segment"));
+        let started = Instant::now();
+        let mut upload = BufWriter::new(target.direct.clone(), key.clone());
+        let mut input = tokio::fs::File::open(segment).await.unwrap();
+        let mut buf = vec![0u8; 8 << 20];
+        loop {
+            let n = input.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            upload.write_all(&buf[..n]).await.unwrap();
+        }
+        upload.shutdown().await.unwrap();
+        direct_write.push(mbps(size, started.elapsed()));
+        let started = Instant::now();
+        let mut out = tokio::fs::File::create(work.join("direct.out")).await.unwrap();
+        let mut stream = target.direct.get(&key).await.unwrap().into_stream();
+        while let Some(chunk) = stream.next().await {
+            out.write_all(&chunk.unwrap()).await.unwrap();
+        }
+        out.sync_all().await.unwrap();
+        direct_read.push(mbps(size, started.elapsed()));
+        target.direct.delete(&key).await.unwrap();
+
+        let generation = client.plan(true).await.unwrap().generation;
+        let started = Instant::now();
+        client.persist(generation, &file).await.unwrap();
+        persist.push(mbps(size, started.elapsed()));
+        let restore_dir = work.join(format!("restore-{mib}"));
+        let started = Instant::now();
+        let restored = client.restore(false, &restore_dir).await.unwrap();
+        restore.push(mbps(size, started.elapsed()));
+        assert_eq!(restored.bytes(), size);
+        std::fs::remove_dir_all(&restore_dir).unwrap();
+    }
     let rss_mib = peak_rss_kib(child.id()) as f64 / 1024.0;
     child.kill().unwrap();
     child.wait().unwrap();
-    std::fs::remove_dir_all(&restore_dir).unwrap();
-    Row { target: target.name, mib, direct_write, direct_read, persist, restore, rss_mib }
+    Row {
+        target: target.name,
+        mib,
+        direct_write: median(direct_write),
+        direct_read: median(direct_read),
+        persist: median(persist),
+        restore: median(restore),
+        rss_mib,
+    }
 }
 
 fn start_function(target: &Target, prefix: &str) -> (Child, String) {

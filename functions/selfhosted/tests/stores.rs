@@ -418,3 +418,37 @@ async fn retention_keeps_what_a_restore_may_need_and_reclaims_the_rest(backend: 
     let (last, payloads) = restored_payloads(&server, "replica-0").await;
     assert_eq!((last, payloads), (12, vec![b"new snapshot".to_vec(), b"tail".to_vec()]));
 }
+
+/// Two function instances over one store (two Lambda instances, or a restarted sidecar): each
+/// remembers the manifest it last wrote, and neither may act on that memory once it is stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_function_instances_sharing_a_store_stay_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Server::start(Backend::file_at(dir.path())).await;
+    let b = Server::start(Backend::file_at(dir.path())).await;
+    let old = a.client("replica-0").plan(true).await.unwrap().generation;
+    a.client("replica-0")
+        .persist(old, &segment(SegmentHeader::snapshot(1), b"one").await.file)
+        .await
+        .unwrap();
+    // A new task claims through the other instance; the first still remembers generation 1.
+    let new = b.client("replica-0").plan(true).await.unwrap().generation;
+    let via_a = a
+        .client("replica-0")
+        .persist(new, &segment(SegmentHeader::delta(1, 2), b"two").await.file)
+        .await;
+    assert_eq!(via_a.unwrap().generation, new, "a current writer refused on a stale memory");
+    let stale = a
+        .client("replica-0")
+        .persist(old, &segment(SegmentHeader::delta(2, 3), b"zombie").await.file)
+        .await;
+    assert_eq!(stale.unwrap_err().code(), Some(ErrorCode::GenerationFenced));
+    // The second instance's memory is stale too; its write collides and is decided again.
+    let via_b = b
+        .client("replica-0")
+        .persist(new, &segment(SegmentHeader::delta(2, 3), b"three").await.file)
+        .await;
+    assert_eq!(via_b.unwrap().last_seq, 3);
+    let (last, payloads) = restored_payloads(&b, "replica-0").await;
+    assert_eq!((last, payloads), (3, vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]));
+}

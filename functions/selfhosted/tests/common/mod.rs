@@ -56,6 +56,12 @@ impl Backend {
         Some(Self { name: "file".into(), url, s3: S3Options::default(), _dir: Some(dir) })
     }
 
+    /// A local directory another backend may share: two functions over one store.
+    pub fn file_at(dir: &std::path::Path) -> Self {
+        let url = format!("file://{}", dir.display());
+        Self { name: "file".into(), url, s3: S3Options::default(), _dir: None }
+    }
+
     /// The S3 server the test command started as `name`, in a fresh prefix of the test bucket.
     pub fn s3(name: &str) -> Option<Self> {
         let var = format!("WKP1_TEST_S3_{}", name.to_ascii_uppercase());
