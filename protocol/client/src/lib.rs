@@ -1,28 +1,4 @@
-//! # wkp1-client
-//!
-//! The engine side of WKP-1: it signs every request, retries what may be retried with
-//! exponential backoff and jitter (`CLI-1`, `CLI-3`), moves segments of any size by the path the
-//! function advertises (`CLI-4`), and restores by streaming every segment to disk and verifying
-//! it and the chain before the engine sees a byte (`CLI-5`, `REST-6`).
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), wkp1_client::ClientError> {
-//! use wkp1_client::{Client, ClientConfig, SegmentFile};
-//! use wkp1_protocol::{KeyId, Secret, Subtree};
-//!
-//! let config = ClientConfig::new(
-//!     "https://fn.example.com".parse().unwrap(),
-//!     Subtree::new("kv", "orders", "replica-0").unwrap(),
-//!     KeyId::new("k2026a").unwrap(),
-//!     Secret::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap(),
-//! );
-//! let client = Client::new(config)?;
-//! let restored = client.restore(true, std::path::Path::new("/tmp/restore")).await?;
-//! let generation = restored.plan.generation;
-//! let delta = SegmentFile::open("/tmp/delta.wkp").await?;
-//! client.persist(generation, &delta).await?;
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //!
