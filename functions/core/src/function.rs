@@ -3,9 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
-use http_body::Body;
 use rand::Rng;
 use tracing::Instrument;
 use wkp1_protocol::endpoint::{RestoreQuery, WriteQuery, route};
@@ -15,7 +13,7 @@ use wkp1_protocol::{Endpoint, ErrorCode, ProtocolError, Subtree, headers};
 use crate::config::FunctionConfig;
 use crate::layout::Layout;
 use crate::manifests::{ManifestCache, Manifests};
-use crate::parts::BoxError;
+use crate::parts::RequestBody;
 use crate::response::{self, ResponseBody};
 use crate::store::Store;
 use crate::{persist, restore};
@@ -83,11 +81,7 @@ impl<S: Store> Function<S> {
     }
 
     /// Serves one request. Never fails: errors become WKP-1 error responses (`ERR-1`).
-    pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
-    where
-        B: Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: Into<BoxError>,
-    {
+    pub async fn handle<B: RequestBody>(&self, request: Request<B>) -> Response<ResponseBody> {
         let started = Instant::now();
         let request_id = request
             .headers()
@@ -141,15 +135,11 @@ impl<S: Store> Function<S> {
         .await
     }
 
-    async fn dispatch<B>(
+    async fn dispatch<B: RequestBody>(
         &self,
         request: Request<B>,
         request_id: &str,
-    ) -> Result<Response<ResponseBody>, ProtocolError>
-    where
-        B: Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: Into<BoxError>,
-    {
+    ) -> Result<Response<ResponseBody>, ProtocolError> {
         let (parts, body) = request.into_parts();
         let full_path = parts.uri.path();
         let wkp_path =

@@ -32,6 +32,7 @@ pub mod store;
 
 pub use config::{Clock, FunctionConfig};
 pub use function::Function;
+pub use parts::RequestBody;
 pub use response::ResponseBody;
 pub use retention::RetentionReport;
 pub use store::{ObjectMeta, PutMode, Store, StoreError};

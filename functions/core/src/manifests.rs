@@ -159,7 +159,6 @@ impl<S: Store> Manifests<'_, S> {
     /// re-reading and deciding again whenever another writer got there first.
     pub(crate) async fn update<T>(
         &self,
-        now: u64,
         mut decide: impl FnMut(&Manifest) -> Decision<T>,
     ) -> Result<(T, Arc<Manifest>), ProtocolError> {
         let mut trust_guess = true;
@@ -182,7 +181,7 @@ impl<S: Store> Manifests<'_, S> {
                 Decision::Write(next, answer) => (next, answer),
             };
             next.version = current.version + 1;
-            next.created_at = now;
+            next.created_at = self.now;
             next.put_id = format!("{:032x}", rand::rng().random::<u128>());
             let key = self.layout.manifest(next.version);
             let body = Bytes::from(serde_json::to_vec(&next).map_err(|e| internal(e.to_string()))?);

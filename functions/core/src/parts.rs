@@ -25,6 +25,12 @@ const READ_AHEAD: usize = 4;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A request body the function can stream: what axum, hyper and `lambda_http` hand over.
+pub trait RequestBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static {}
+
+impl<B> RequestBody for B where B: Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
+{}
+
 /// What happened to one create-only part write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PartWrite {
@@ -92,17 +98,13 @@ pub(crate) struct Target<'a> {
 }
 
 /// Streams `body` into part objects, feeding `verifier` (when given) and hashing everything.
-pub(crate) async fn store_body<S: Store, B>(
+pub(crate) async fn store_body<S: Store, B: RequestBody>(
     store: &Arc<S>,
     layout: &Layout,
     target: Target<'_>,
     mut body: B,
     mut verifier: Option<&mut SegmentVerifier>,
-) -> Result<Stored, (StreamError, Stored)>
-where
-    B: Body<Data = Bytes> + Send + Unpin,
-    B::Error: Into<BoxError>,
-{
+) -> Result<Stored, (StreamError, Stored)> {
     let mut stored = Stored::default();
     let mut hasher = Sha256::new();
     let Target { id, start, part_size, limit } = target;

@@ -3,7 +3,6 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode, header};
-use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -17,7 +16,7 @@ use wkp1_protocol::{Endpoint, ErrorCode, ProtocolError, headers};
 
 use crate::error::{internal, invalid, store_failed};
 use crate::function::Ctx;
-use crate::parts::{self, BoxError, Stored, StreamError, Target};
+use crate::parts::{self, RequestBody, Stored, StreamError, Target};
 use crate::response::{self, ResponseBody};
 use crate::retention;
 use crate::rules;
@@ -26,7 +25,7 @@ use crate::store::{PutMode, Store, StoreError};
 /// Largest commit request body: a descriptor and up to `max_parts` lengths.
 const MAX_COMMIT_BODY: usize = 1 << 20;
 
-pub(crate) async fn handle<S, B>(
+pub(crate) async fn handle<S, B: RequestBody>(
     ctx: &Ctx<'_, S>,
     endpoint: Endpoint,
     query: WriteQuery,
@@ -35,8 +34,6 @@ pub(crate) async fn handle<S, B>(
 ) -> Result<Response<ResponseBody>, ProtocolError>
 where
     S: Store,
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<BoxError>,
 {
     let generation = generation(headers)?;
     let limits = ctx.config().limits;
@@ -51,7 +48,7 @@ where
         {
             require_empty(ctx, body).await?;
             let (outcome, manifest) =
-                ctx.manifests().update(ctx.now, |m| rules::close(m, generation)).await?;
+                ctx.manifests().update(|m| rules::close(m, generation)).await?;
             Ok(persisted(ctx, outcome, &manifest))
         }
         WriteQuery::Inline => inline(ctx, endpoint, generation, body).await,
@@ -109,37 +106,28 @@ fn hash_mismatch(computed: &[u8; 32], declared: &[u8; 32]) -> ProtocolError {
 }
 
 /// Reads a body that must be empty (a closing flush) and checks it is.
-async fn require_empty<S: Store, B>(ctx: &Ctx<'_, S>, body: B) -> Result<(), ProtocolError>
-where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<BoxError>,
-{
+async fn require_empty<S: Store, B: RequestBody>(
+    ctx: &Ctx<'_, S>,
+    body: B,
+) -> Result<(), ProtocolError> {
     let bytes = read_small(body, 64).await?;
     ctx.auth.check_body(&Sha256::digest(&bytes).into())
 }
 
 /// Reads a body of at most `limit` bytes into memory.
-async fn read_small<B>(body: B, limit: usize) -> Result<Bytes, ProtocolError>
-where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<BoxError>,
-{
+async fn read_small<B: RequestBody>(body: B, limit: usize) -> Result<Bytes, ProtocolError> {
     Limited::new(body, limit).collect().await.map(|c| c.to_bytes()).map_err(|e| {
         invalid(format!("read request body (at most {limit} bytes here): {e}"), "EP-6")
     })
 }
 
 /// An inline segment: stream it into parts while verifying, then commit (`PER-1`).
-async fn inline<S: Store, B>(
+async fn inline<S: Store, B: RequestBody>(
     ctx: &Ctx<'_, S>,
     endpoint: Endpoint,
     generation: u64,
     body: B,
-) -> Result<Response<ResponseBody>, ProtocolError>
-where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<BoxError>,
-{
+) -> Result<Response<ResponseBody>, ProtocolError> {
     let id = SegmentId(ctx.auth.content_sha256);
     let config = ctx.config();
     let latest = ctx.manifests().latest_guess().await?;
@@ -189,11 +177,7 @@ where
 }
 
 /// Hashes a body without storing it.
-async fn hash_body<B>(mut body: B, limit: u64) -> Result<[u8; 32], ProtocolError>
-where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<BoxError>,
-{
+async fn hash_body<B: RequestBody>(mut body: B, limit: u64) -> Result<[u8; 32], ProtocolError> {
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     while let Some(frame) = body.frame().await {
@@ -237,7 +221,7 @@ pub(crate) async fn commit<S: Store>(
     let now = ctx.now;
     let result = ctx
         .manifests()
-        .update(now, |m| rules::commit(m, &segment, &parts, generation, endpoint, now))
+        .update(|m| rules::commit(m, &segment, &parts, generation, endpoint, now))
         .await;
     match result {
         Ok((outcome, manifest)) => {
@@ -298,16 +282,12 @@ fn persisted<S: Store>(
 }
 
 /// One part of a large segment (`LARGE-2`).
-async fn part<S: Store, B>(
+async fn part<S: Store, B: RequestBody>(
     ctx: &Ctx<'_, S>,
     id: SegmentId,
     offset: u64,
     body: B,
-) -> Result<Response<ResponseBody>, ProtocolError>
-where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<BoxError>,
-{
+) -> Result<Response<ResponseBody>, ProtocolError> {
     let config = ctx.config();
     if offset >= config.limits.max_segment_bytes {
         return Err(too_large(ctx, offset, config.limits.max_segment_bytes));
@@ -386,17 +366,13 @@ async fn presign<S: Store>(
 }
 
 /// Commits a segment uploaded in parts, after verifying it end to end (`LARGE-3`).
-async fn commit_parts<S: Store, B>(
+async fn commit_parts<S: Store, B: RequestBody>(
     ctx: &Ctx<'_, S>,
     endpoint: Endpoint,
     generation: u64,
     id: SegmentId,
     body: B,
-) -> Result<Response<ResponseBody>, ProtocolError>
-where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<BoxError>,
-{
+) -> Result<Response<ResponseBody>, ProtocolError> {
     let bytes = read_small(body, MAX_COMMIT_BODY).await?;
     ctx.auth.check_body(&Sha256::digest(&bytes).into())?;
     let request: CommitRequest = serde_json::from_slice(&bytes)

@@ -1,29 +1,23 @@
 //! Restore: plans (with or without a claim) and segment downloads (SPEC.md section 12).
 
-use bytes::Bytes;
 use http::{Response, StatusCode};
-use http_body::Body;
 use wkp1_protocol::endpoint::{RestoreQuery, SegmentId};
 use wkp1_protocol::manifest::{PlannedSegment, RestorePlan, Retention, wkp_version};
 use wkp1_protocol::{ErrorCode, ProtocolError};
 
 use crate::error::invalid;
 use crate::function::Ctx;
-use crate::parts::{self, BoxError};
+use crate::parts::{self, RequestBody};
 use crate::response::{self, ResponseBody};
 use crate::retention;
 use crate::rules;
 use crate::store::Store;
 
-pub(crate) async fn handle<S: Store, B>(
+pub(crate) async fn handle<S: Store, B: RequestBody>(
     ctx: &Ctx<'_, S>,
     query: RestoreQuery,
     _body: B,
-) -> Result<Response<ResponseBody>, ProtocolError>
-where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<BoxError>,
-{
+) -> Result<Response<ResponseBody>, ProtocolError> {
     if ctx.auth.content_sha256 != <[u8; 32]>::from(<sha2::Sha256 as sha2::Digest>::digest(b"")) {
         return Err(invalid("a restore request has no body", "AUTH-3"));
     }
@@ -43,7 +37,7 @@ async fn plan<S: Store>(
     let (manifest, previous_writer_closed) = if claim {
         let mut previous = true;
         let ((), manifest) = manifests
-            .update(ctx.now, |current| {
+            .update(|current| {
                 previous = current.generation == 0 || current.writer_closed;
                 rules::claim(current)
             })

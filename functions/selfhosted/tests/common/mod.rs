@@ -21,7 +21,7 @@ use wkp1_client::{Client, ClientConfig, SegmentFile};
 use wkp1_function::{Clock, Function, FunctionConfig, Store};
 use wkp1_protocol::segment::{SegmentHeader, encode_segment};
 use wkp1_protocol::signing::Signer;
-use wkp1_protocol::{Endpoint, ErrorBody, KeyId, KeyRing, Secret, Subtree, WkpPath};
+use wkp1_protocol::{Endpoint, ErrorBody, KeyId, KeyRing, Secret, Subtree};
 use wkp1_selfhosted::SelfHosted;
 use wkp1_selfhosted::stores::{self, S3Options};
 
@@ -257,14 +257,7 @@ impl Raw {
         query: &str,
         body: impl Into<Bytes>,
     ) -> Self {
-        let path = WkpPath::new(endpoint, subtree(replica)).to_path();
-        Self {
-            method: endpoint.method(),
-            path,
-            query: query.into(),
-            headers: HeaderMap::new(),
-            body: body.into(),
-        }
+        Self::new(endpoint, &subtree(replica).path(), query, body)
     }
 
     pub fn header(mut self, name: &'static str, value: &str) -> Self {
