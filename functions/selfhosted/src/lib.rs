@@ -10,9 +10,13 @@
 //! - [`stores`]: store URLs (`file://`, `s3://`, `memory://`) and the start-up probe that
 //!   refuses stores without create-only writes.
 //! - [`app`]: the router (`/healthz`, everything else to the function).
+//! - `testing` (feature `testing`): real servers on loopback over any store, for tests of this
+//!   crate and of the crates that test against it.
 
 pub mod settings;
 pub mod stores;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 
@@ -22,17 +26,26 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use wkp1_function::Function;
 use wkp1_function::store::object_store::ObjectStoreBackend;
+use wkp1_function::{Function, Store};
 
 /// The function this server runs.
 pub type SelfHosted = Function<ObjectStoreBackend>;
 
 /// Serves `function` on `listener` until `shutdown` completes, then lets in-flight requests
 /// finish (uploads included).
-pub async fn serve(
+pub async fn serve<S: Store>(
     listener: tokio::net::TcpListener,
-    function: Arc<SelfHosted>,
+    function: Arc<Function<S>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_router(listener, app(function), shutdown).await
+}
+
+/// Serves any router like [`serve`] does (TCP_NODELAY, graceful shutdown).
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Small JSON answers must not wait for delayed ACKs (Nagle).
@@ -41,11 +54,11 @@ pub async fn serve(
             tracing::warn!(%err, "set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app(function)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
 
 /// The HTTP application: `/healthz` and the three WKP-1 endpoints.
-pub fn app(function: Arc<SelfHosted>) -> Router {
+pub fn app<S: Store>(function: Arc<Function<S>>) -> Router {
     Router::new().route("/healthz", get(healthz)).fallback(handle).with_state(function)
 }
 
@@ -53,6 +66,6 @@ async fn healthz() -> impl IntoResponse {
     ([("content-type", "application/json")], r#"{"status":"ok"}"#)
 }
 
-async fn handle(State(function): State<Arc<SelfHosted>>, request: Request) -> Response {
+async fn handle<S: Store>(State(function): State<Arc<Function<S>>>, request: Request) -> Response {
     function.handle(request).await.map(Body::new)
 }

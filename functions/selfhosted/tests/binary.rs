@@ -1,18 +1,16 @@
 //! The `wkp1-selfhosted` binary as an operator runs it: configuration errors, health, and a
 //! SIGTERM that lets an in-flight upload finish.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{KEY_ID, noise, secret};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use wkp1_protocol::segment::{SegmentHeader, encode_segment};
 use wkp1_protocol::signing::{Signer, unix_now};
 use wkp1_protocol::{Endpoint, KeyId, WkpPath};
+use wkp1_selfhosted::testing::{KEY_ID, noise, secret};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wkp1-selfhosted");
 
@@ -80,7 +78,7 @@ async fn sigterm_lets_an_in_flight_upload_finish_then_exits_cleanly() {
     }
     assert!(healthy, "healthz");
 
-    let subtree = common::subtree("replica-0");
+    let subtree = wkp1_selfhosted::testing::subtree("replica-0");
     let signer = Signer::new(KeyId::new(KEY_ID).unwrap(), secret());
     let send = |endpoint: Endpoint, query: &str, generation: Option<u64>, body: Bytes| {
         let path = WkpPath::new(endpoint, subtree.clone()).to_path();

@@ -5,16 +5,14 @@
 //! except where a test's rule injects a fault. Each test ends in success or in a clear error,
 //! and the committed state is intact either way.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Backend, Server, noise, segment};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 use wkp1_protocol::manifest::Outcome;
 use wkp1_protocol::segment::SegmentHeader;
 use wkp1_protocol::{ErrorCode, SegmentKind};
+use wkp1_selfhosted::testing::{Backend, Server, noise, segment};
 
 /// Builds a competing object's body from the intercepted one.
 type MakeBody = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;

@@ -1,17 +1,15 @@
 //! The self-hosted function against every store: memory, a local directory, and the real
 //! S3-compatible servers the test command starts. One body per scenario, every backend.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{Backend, Raw, Server, noise, segment};
 use wkp1_client::ClientError;
 use wkp1_protocol::manifest::Outcome;
 use wkp1_protocol::segment::{SegmentHeader, SegmentReader};
 use wkp1_protocol::{Endpoint, ErrorCode};
+use wkp1_selfhosted::testing::{Backend, Raw, Server, noise, segment};
 
-for_every_backend!(
+wkp1_selfhosted::for_every_backend!(
     restore_of_an_empty_subtree_is_an_empty_plan,
     snapshot_and_deltas_round_trip_byte_identical,
     large_inline_segment_is_stored_in_parts_and_streams_back,
@@ -282,7 +280,7 @@ async fn refused_requests_change_nothing(backend: Backend) {
         "timestamp_out_of_range",
     ));
     let mut unknown = persist();
-    unknown.sign_with("k-unknown", &common::secret(), now);
+    unknown.sign_with("k-unknown", &wkp1_selfhosted::testing::secret(), now);
     cases.push(("unknown key", unknown, 401, "unknown_key"));
     let traversal = Raw::new(Endpoint::Persist, "kv/..%2f../replica-0", "", body.clone())
         .generation(generation)

@@ -1,11 +1,10 @@
-//! Test harness: a real self-hosted server on 127.0.0.1 over a chosen store, clients for it,
+//! Test support: a real self-hosted function on 127.0.0.1 over a chosen store, clients for it,
 //! raw signed requests for the negative cases, and a fingerprint of the store's contents.
 //!
 //! S3 backends come from the test command, which starts real S3-compatible servers and sets
 //! `WKP1_TEST_S3_<NAME>=http://127.0.0.1:PORT` (and `WKP1_TEST_S3_ENDPOINT` for a user's own
 //! MinIO). Without them the S3 variants skip, loudly, unless `WKP1_REQUIRE_S3=1` says they must
 //! run (the test command sets it).
-#![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,22 +12,31 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::app;
+use crate::stores::{self, S3Options};
+use axum::Router;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use wkp1_client::{Client, ClientConfig, SegmentFile};
+use wkp1_function::store::object_store::ObjectStoreBackend;
 use wkp1_function::{Clock, Function, FunctionConfig, Store};
 use wkp1_protocol::segment::{SegmentHeader, encode_segment};
 use wkp1_protocol::signing::Signer;
 use wkp1_protocol::{Endpoint, ErrorBody, KeyId, KeyRing, Secret, Subtree};
-use wkp1_selfhosted::SelfHosted;
-use wkp1_selfhosted::stores::{self, S3Options};
 
 pub const KEY_ID: &str = "k-test";
+/// A second key in every test server's ring, for rotation checks.
+pub const SECOND_KEY_ID: &str = "k-rotated";
 
 pub fn secret() -> Secret {
     Secret::from_bytes(b"wkp1 test secret, 32 bytes long!".to_vec()).unwrap()
+}
+
+pub fn second_secret() -> Secret {
+    Secret::from_bytes(b"wkp1 second test secret, rotated".to_vec()).unwrap()
 }
 
 /// Where a test's server keeps its data.
@@ -103,14 +111,26 @@ impl Backend {
     }
 }
 
-/// A running self-hosted function.
+type Fingerprint = Arc<dyn Fn() -> BoxFuture<'static, BTreeMap<String, String>> + Send + Sync>;
+
+/// A running function on 127.0.0.1, stopped when dropped.
 pub struct Server {
     pub url: url::Url,
-    pub function: Arc<SelfHosted>,
     /// Seconds added to the system clock, for the function and for signing.
     pub skew: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
     pub backend: Backend,
+    pub config: FunctionConfig,
+    fingerprint: Fingerprint,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("url", &self.url)
+            .field("backend", &self.backend.name)
+            .finish()
+    }
 }
 
 impl Drop for Server {
@@ -125,6 +145,17 @@ impl Server {
     }
 
     pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut FunctionConfig)) -> Self {
+        Self::start_custom(backend, configure, |store| store, app).await
+    }
+
+    /// The general form: `wrap_store` may put a broken store around the real one, `route` may
+    /// put a broken router around the function (the conformance kit's tests do both).
+    pub async fn start_custom<S: Store>(
+        backend: Backend,
+        configure: impl FnOnce(&mut FunctionConfig),
+        wrap_store: impl FnOnce(ObjectStoreBackend) -> S,
+        route: impl FnOnce(Arc<Function<S>>) -> Router,
+    ) -> Self {
         let opened = stores::open_with(&backend.url, &backend.s3).expect("open store");
         let skew = Arc::new(AtomicU64::new(0));
         let clock_skew = skew.clone();
@@ -141,18 +172,34 @@ impl Server {
             .expect("store honours create-only writes");
         let mut keys = KeyRing::new();
         keys.insert(KeyId::new(KEY_ID).unwrap(), secret());
-        let function = Arc::new(Function::new(opened.store, keys, config).expect("valid config"));
+        keys.insert(KeyId::new(SECOND_KEY_ID).unwrap(), second_secret());
+        let function = Arc::new(
+            Function::new(wrap_store(opened.store), keys, config.clone()).expect("valid config"),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
-        let serving = function.clone();
+        let router = route(function.clone());
         let task = tokio::spawn(async move {
-            wkp1_selfhosted::serve(listener, serving, std::future::pending()).await.unwrap();
+            crate::serve_router(listener, router, std::future::pending()).await.unwrap();
         });
-        Self { url, function, skew, task, backend }
+        let fingerprint: Fingerprint = Arc::new(move || {
+            let function = function.clone();
+            Box::pin(async move {
+                let store = function.store();
+                let prefix = function.config().prefix.clone();
+                let mut out = BTreeMap::new();
+                for meta in store.list(&prefix).await.unwrap() {
+                    let bytes = store.get(&meta.key).await.unwrap().unwrap_or_default();
+                    out.insert(meta.key, hex::encode(Sha256::digest(&bytes)));
+                }
+                out
+            })
+        });
+        Self { url, skew, task, backend, config, fingerprint }
     }
 
     pub fn now(&self) -> u64 {
-        self.function.config().clock.now()
+        self.config.clock.now()
     }
 
     /// Moves the function's clock (and the clients' signing clock) forward.
@@ -180,14 +227,7 @@ impl Server {
 
     /// Every object under the function's prefix, with the SHA-256 of its bytes.
     pub async fn fingerprint(&self) -> BTreeMap<String, String> {
-        let store = self.function.store();
-        let prefix = self.function.config().prefix.clone();
-        let mut out = BTreeMap::new();
-        for meta in store.list(&prefix).await.unwrap() {
-            let bytes = store.get(&meta.key).await.unwrap().unwrap_or_default();
-            out.insert(meta.key, hex::encode(Sha256::digest(&bytes)));
-        }
-        out
+        (self.fingerprint)().await
     }
 }
 
@@ -196,6 +236,7 @@ pub fn subtree(replica: &str) -> Subtree {
 }
 
 /// A segment on disk, kept alive with its directory.
+#[derive(Debug)]
 pub struct TestSegment {
     pub file: SegmentFile,
     pub bytes: Vec<u8>,
@@ -226,6 +267,7 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// A request signed by hand, to be tampered with before sending.
+#[derive(Debug)]
 pub struct Raw {
     pub method: Method,
     pub path: String,
@@ -316,11 +358,11 @@ impl Raw {
 #[macro_export]
 macro_rules! for_every_backend {
     ($($scenario:ident),* $(,)?) => {
-        $crate::for_every_backend!(@backend memory, $crate::common::Backend::memory(); $($scenario),*);
-        $crate::for_every_backend!(@backend file, $crate::common::Backend::file(); $($scenario),*);
-        $crate::for_every_backend!(@backend moto, $crate::common::Backend::s3("moto"); $($scenario),*);
-        $crate::for_every_backend!(@backend s3s, $crate::common::Backend::s3("s3s"); $($scenario),*);
-        $crate::for_every_backend!(@backend minio, $crate::common::Backend::minio(); $($scenario),*);
+        $crate::for_every_backend!(@backend memory, $crate::testing::Backend::memory(); $($scenario),*);
+        $crate::for_every_backend!(@backend file, $crate::testing::Backend::file(); $($scenario),*);
+        $crate::for_every_backend!(@backend moto, $crate::testing::Backend::s3("moto"); $($scenario),*);
+        $crate::for_every_backend!(@backend s3s, $crate::testing::Backend::s3("s3s"); $($scenario),*);
+        $crate::for_every_backend!(@backend minio, $crate::testing::Backend::minio(); $($scenario),*);
     };
     (@backend $module:ident, $make:expr; $($scenario:ident),*) => {
         mod $module {
