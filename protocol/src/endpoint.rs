@@ -142,7 +142,8 @@ fn unknown_version_or_route(path: &str) -> ProtocolError {
                 version::CURRENT.major
             ),
         )
-        .requirement("VER-2"),
+        .requirement("VER-2")
+        .with_status(404),
         None => not_found(path),
     }
 }
@@ -367,6 +368,7 @@ mod tests {
     fn bad_paths_get_the_documented_codes() {
         let code = |p: &str| WkpPath::parse(p).unwrap_err().code;
         assert_eq!(code("/v2/persist/a/b/c"), ErrorCode::UnsupportedVersion);
+        assert_eq!(WkpPath::parse("/v2/persist/a/b/c").unwrap_err().status(), 404);
         assert_eq!(code("/v1/compact/a/b/c"), ErrorCode::NotFound);
         assert_eq!(code("/v1/persist/a/b"), ErrorCode::NotFound);
         assert_eq!(code("/v1/persist/a/b/c/d"), ErrorCode::NotFound);

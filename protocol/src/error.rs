@@ -166,11 +166,27 @@ pub struct ProtocolError {
     pub request_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
+    /// The status when it is not the code's usual one (`unsupported_version` on a path: 404).
+    #[serde(skip)]
+    pub status_override: Option<u16>,
 }
 
 impl ProtocolError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), requirement: None, request_id: None, details: None }
+        Self {
+            code,
+            message: message.into(),
+            requirement: None,
+            request_id: None,
+            details: None,
+            status_override: None,
+        }
+    }
+
+    /// Sends the error with another status than the code's usual one.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status_override = Some(status);
+        self
     }
 
     /// Names the SPEC.md requirement the request violated, e.g. `AUTH-6`.
@@ -190,7 +206,7 @@ impl ProtocolError {
     }
 
     pub fn status(&self) -> u16 {
-        self.code.status()
+        self.status_override.unwrap_or(self.code.status())
     }
 
     /// The JSON error body (`ERR-1`).
@@ -201,7 +217,7 @@ impl ProtocolError {
 
 impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.code, self.code.status(), self.message)
+        write!(f, "{} ({}): {}", self.code, self.status(), self.message)
     }
 }
 

@@ -196,6 +196,18 @@ impl KeyRing {
     }
 }
 
+/// The secret for `key_id` from a secret file's text: either one base64 secret, or a keys file
+/// (`KEY_ID SECRET` lines) with a line for `key_id`.
+pub fn secret_from_text(text: &str, key_id: &KeyId) -> Result<Secret, KeyError> {
+    if let Ok(secret) = Secret::from_base64(text.trim()) {
+        return Ok(secret);
+    }
+    KeyRing::parse(text)?.get(key_id.as_str()).cloned().ok_or(KeyError::Line {
+        line: 0,
+        reason: format!("the keys file has no line for key {key_id}"),
+    })
+}
+
 /// The characters a canonical query leaves unencoded: RFC 3986 "unreserved".
 const QUERY_ENCODE_SET: &AsciiSet =
     &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');

@@ -25,7 +25,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use wkp1_client::{Client, ClientConfig, SegmentFile};
 use wkp1_protocol::segment::{SegmentHeader, SegmentReader, SegmentWriter};
-use wkp1_protocol::{KeyId, KeyRing, Secret, Subtree};
+use wkp1_protocol::{KeyId, Subtree};
 
 #[derive(Debug, Parser)]
 #[command(name = "wkp1", version, about = "WKP-1 client: keys, segments, restore, persist, flush")]
@@ -125,14 +125,8 @@ impl Remote {
         let key_id = KeyId::new(&self.key_id)?;
         let text = std::fs::read_to_string(&self.secret_file)
             .with_context(|| format!("read {}", self.secret_file.display()))?;
-        let secret = match Secret::from_base64(text.trim()) {
-            Ok(secret) => secret,
-            Err(_) => KeyRing::parse(&text)
-                .context("secret file is neither a base64 secret nor a keys file")?
-                .get(key_id.as_str())
-                .cloned()
-                .with_context(|| format!("keys file has no key {key_id}"))?,
-        };
+        let secret = wkp1_protocol::signing::secret_from_text(&text, &key_id)
+            .with_context(|| format!("secret file {}", self.secret_file.display()))?;
         Ok(Client::new(ClientConfig::new(self.url.clone(), subtree, key_id, secret))?)
     }
 }

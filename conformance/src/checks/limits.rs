@@ -1,0 +1,152 @@
+//! Body limits and the large-segment path (SPEC.md section 11).
+
+use bytes::Bytes;
+use wkp1_protocol::endpoint::{SegmentId, WriteQuery};
+use wkp1_protocol::manifest::{CommitRequest, Limits, PersistResponse, SegmentDescriptor};
+use wkp1_protocol::segment::{SegmentHeader, SegmentVerifier};
+use wkp1_protocol::{Endpoint, headers};
+
+use crate::check::{Check, CheckError, CheckResult};
+use crate::session::{Request, Session, noise, segment};
+use crate::{check, fail};
+
+pub(crate) fn checks() -> Vec<Check> {
+    vec![
+        check!(
+            limits_oversized_body_is_413,
+            "limits",
+            Must,
+            ["LARGE-1"],
+            "A body over the advertised inline limit is refused before it is stored."
+        ),
+        check!(
+            limits_large_segment_moves_in_parts,
+            "limits",
+            Must,
+            ["LARGE-2", "LARGE-3", "LARGE-5", "LARGE-6"],
+            "State several times the inline limit still moves, and comes back whole."
+        ),
+        check!(
+            limits_commit_with_a_missing_part_is_400,
+            "limits",
+            Must,
+            ["LARGE-3"],
+            "A commit must not reference bytes that were never uploaded."
+        ),
+    ]
+}
+
+/// The advertised limits, and a state size several times the inline limit, if the run allows it.
+async fn large_size(s: &mut Session) -> Result<(Limits, usize), CheckError> {
+    let subtree = s.replica();
+    let limits = s.plan(&subtree, false).await?.limits;
+    let size = limits.max_inline_bytes.saturating_mul(7) / 2;
+    if size > s.target.large_state_max {
+        return Err(CheckError::Skip(format!(
+            "the inline limit is {} bytes; a state 3.5 times larger exceeds --large-state-max {} (raise it, or lower the function's limit for the run)",
+            limits.max_inline_bytes, s.target.large_state_max
+        )));
+    }
+    Ok((limits, size as usize))
+}
+
+async fn limits_oversized_body_is_413(s: &mut Session) -> CheckResult {
+    let (limits, _) = large_size(s).await?;
+    let (subtree, generation) = s.claimed_replica().await?;
+    let over =
+        segment(SegmentHeader::snapshot(1), &noise(limits.max_inline_bytes as usize + 1024, 3));
+    let response = s.persist(&subtree, Endpoint::Persist, generation, &over).await?;
+    s.expect(
+        &format!("persist of {} bytes (inline limit {})", over.len(), limits.max_inline_bytes),
+        &response,
+        413,
+        Some("payload_too_large"),
+    )?;
+    let plan = s.plan(&subtree, false).await?;
+    if !plan.chain.is_empty() {
+        fail!("the oversized segment was committed");
+    }
+    Ok(())
+}
+
+async fn limits_large_segment_moves_in_parts(s: &mut Session) -> CheckResult {
+    let (limits, size) = large_size(s).await?;
+    let (subtree, generation) = s.claimed_replica().await?;
+    let bytes = segment(SegmentHeader::snapshot(9), &noise(size, 5));
+    let part_len = limits.max_inline_bytes as usize;
+    let response = s
+        .persist_in_parts(&subtree, Endpoint::Persist, generation, &bytes, &limits, part_len)
+        .await?;
+    s.expect(
+        &format!(
+            "commit of a {} byte segment in {} parts",
+            bytes.len(),
+            bytes.len().div_ceil(part_len)
+        ),
+        &response,
+        200,
+        None,
+    )?;
+    let answer: PersistResponse = response.json("commit answer")?;
+    if answer.last_seq != 9 {
+        fail!("commit answered state {}, expected 9", answer.last_seq);
+    }
+    let plan = s.plan(&subtree, false).await?;
+    let [planned] = &plan.chain[..] else {
+        fail!("plan has {} segments, expected 1", plan.chain.len())
+    };
+    let downloaded = s.download(&subtree, planned, plan.limits.max_response_bytes).await?;
+    if downloaded != bytes {
+        fail!("the large segment came back different");
+    }
+    Ok(())
+}
+
+async fn limits_commit_with_a_missing_part_is_400(s: &mut Session) -> CheckResult {
+    let (limits, size) = large_size(s).await?;
+    let (subtree, generation) = s.claimed_replica().await?;
+    let bytes = segment(SegmentHeader::snapshot(3), &noise(size, 6));
+    let id = SegmentId(
+        sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes)).into(),
+    );
+    let part_len = limits.max_inline_bytes as usize;
+    let mut lengths = Vec::new();
+    for (i, chunk) in bytes.chunks(part_len).enumerate() {
+        lengths.push(chunk.len() as u64);
+        if i == 1 {
+            continue; // never uploaded
+        }
+        let query =
+            WriteQuery::Part { segment: id, offset: (i * part_len) as u64 }.to_query_string();
+        let request = s.sign(
+            Request::new(Endpoint::Persist, &subtree, query, Bytes::copy_from_slice(chunk))
+                .generation(generation),
+        );
+        let response = s.send(request).await?;
+        s.expect("part upload", &response, 200, None)?;
+    }
+    let mut verifier = SegmentVerifier::new();
+    verifier.update(&bytes).map_err(|e| CheckError::Fail(e.to_string()))?;
+    let descriptor =
+        SegmentDescriptor::from(&verifier.finish().map_err(|e| CheckError::Fail(e.to_string()))?);
+    let body = serde_json::to_vec(&CommitRequest { segment: descriptor, parts: lengths }).unwrap();
+    let request = Request::new(
+        Endpoint::Persist,
+        &subtree,
+        WriteQuery::Commit { segment: id }.to_query_string(),
+        body,
+    )
+    .header("content-type", headers::JSON_MEDIA_TYPE)
+    .generation(generation);
+    let response = s.send(s.sign(request)).await?;
+    s.expect(
+        "commit with the second part never uploaded",
+        &response,
+        400,
+        Some("invalid_request"),
+    )?;
+    if !s.plan(&subtree, false).await?.chain.is_empty() {
+        fail!("a segment with a missing part was committed");
+    }
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! Persist: round trips, chains, segment validation, idempotent retries (SPEC.md sections 6, 7,
+//! 9, 10).
+
+use wkp1_protocol::Endpoint;
+use wkp1_protocol::manifest::Outcome;
+use wkp1_protocol::segment::SegmentHeader;
+
+use crate::check::{Check, CheckResult};
+use crate::session::{Request, Session, noise, segment};
+use crate::{check, fail};
+
+pub(crate) fn checks() -> Vec<Check> {
+    vec![
+        check!(
+            persist_snapshot_round_trip_is_byte_identical,
+            "persist",
+            Must,
+            ["PER-1", "PER-2", "SEG-7", "REST-2"],
+            "What was persisted comes back byte for byte, under its id."
+        ),
+        check!(
+            persist_delta_chain_restores_in_order,
+            "persist",
+            Must,
+            ["CHAIN-1", "CHAIN-2", "REST-2"],
+            "A snapshot and its deltas come back whole and in order."
+        ),
+        check!(
+            persist_chain_from_empty_state_is_accepted,
+            "persist",
+            Must,
+            ["CHAIN-1"],
+            "A chain may start with a delta from state 0."
+        ),
+        check!(
+            persist_gap_is_409,
+            "persist",
+            Must,
+            ["CHAIN-2"],
+            "A delta starting after the committed state would restore a hole."
+        ),
+        check!(
+            persist_overlap_is_409,
+            "persist",
+            Must,
+            ["CHAIN-3"],
+            "A delta or snapshot older than the committed state is refused."
+        ),
+        check!(
+            persist_snapshot_replaces_the_chain,
+            "persist",
+            Must,
+            ["CHAIN-4"],
+            "After a snapshot the chain is that snapshot alone."
+        ),
+        check!(
+            persist_invalid_segment_is_422,
+            "persist",
+            Must,
+            ["SEG-1", "SEG-6", "SEG-8"],
+            "Bytes that are not a valid segment are refused and not committed."
+        ),
+        check!(
+            persist_missing_generation_is_400,
+            "persist",
+            Must,
+            ["GEN-3"],
+            "Every write names its generation."
+        ),
+        check!(
+            idempotency_retry_is_already_committed,
+            "idempotency",
+            Must,
+            ["IDEM-1"],
+            "A lost answer is recovered by sending the same request again."
+        ),
+        check!(
+            idempotency_same_range_other_content_is_409,
+            "idempotency",
+            Must,
+            ["IDEM-2"],
+            "Other bytes for a committed range must never replace them."
+        ),
+    ]
+}
+
+async fn persist_snapshot_round_trip_is_byte_identical(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let payload = noise(100_000, 11);
+    let bytes = segment(SegmentHeader::snapshot(42), &payload);
+    let answer = s.persist_ok(&subtree, generation, &bytes).await?;
+    if answer.outcome != Outcome::Committed
+        || answer.last_seq != 42
+        || answer.generation != generation
+    {
+        fail!(
+            "persist answered {:?}, state {}, generation {}",
+            answer.outcome,
+            answer.last_seq,
+            answer.generation
+        );
+    }
+    let plan = s.plan(&subtree, false).await?;
+    let [planned] = &plan.chain[..] else {
+        fail!("plan has {} segments, expected 1", plan.chain.len())
+    };
+    let downloaded = s.download(&subtree, planned, plan.limits.max_response_bytes).await?;
+    if downloaded != bytes {
+        fail!("the segment came back different ({} bytes, sent {})", downloaded.len(), bytes.len());
+    }
+    Ok(())
+}
+
+async fn persist_delta_chain_restores_in_order(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let payloads: Vec<Vec<u8>> =
+        (0..4).map(|i| format!("change set {i}").repeat(50 + i).into_bytes()).collect();
+    let headers = [
+        SegmentHeader::snapshot(10),
+        SegmentHeader::delta(10, 20),
+        SegmentHeader::delta(20, 21),
+        SegmentHeader::delta(21, 35),
+    ];
+    for (header, payload) in headers.iter().zip(&payloads) {
+        s.persist_ok(&subtree, generation, &segment(*header, payload)).await?;
+    }
+    let (plan, restored) = s.restore(&subtree).await?;
+    if plan.last_seq != 35 || restored != payloads {
+        fail!(
+            "restored state {} with {} segments; expected state 35 and the 4 payloads in order",
+            plan.last_seq,
+            restored.len()
+        );
+    }
+    Ok(())
+}
+
+async fn persist_chain_from_empty_state_is_accepted(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    s.persist_ok(
+        &subtree,
+        generation,
+        &segment(SegmentHeader::delta(0, 3), b"first three changes"),
+    )
+    .await?;
+    s.persist_ok(&subtree, generation, &segment(SegmentHeader::delta(3, 4), b"fourth")).await?;
+    let (plan, restored) = s.restore(&subtree).await?;
+    if plan.last_seq != 4 || restored.len() != 2 {
+        fail!(
+            "restored state {} from {} segments, expected state 4 from 2",
+            plan.last_seq,
+            restored.len()
+        );
+    }
+    Ok(())
+}
+
+/// Sends `header` after a snapshot of state 100 and expects a 409 `code`, state unchanged.
+async fn conflict_after_snapshot(
+    s: &mut Session,
+    header: SegmentHeader,
+    code: &str,
+) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    s.persist_ok(&subtree, generation, &segment(SegmentHeader::snapshot(100), b"state 100"))
+        .await?;
+    let response = s
+        .persist(&subtree, Endpoint::Persist, generation, &segment(header, b"does not fit"))
+        .await?;
+    s.expect(&format!("persist of {header:?} on state 100"), &response, 409, Some(code))?;
+    let plan = s.plan(&subtree, false).await?;
+    if plan.last_seq != 100 || plan.chain.len() != 1 {
+        fail!(
+            "the refused segment changed the chain: state {}, {} segments",
+            plan.last_seq,
+            plan.chain.len()
+        );
+    }
+    Ok(())
+}
+
+async fn persist_gap_is_409(s: &mut Session) -> CheckResult {
+    conflict_after_snapshot(s, SegmentHeader::delta(101, 120), "chain_gap").await
+}
+
+async fn persist_overlap_is_409(s: &mut Session) -> CheckResult {
+    conflict_after_snapshot(s, SegmentHeader::delta(99, 120), "chain_overlap").await?;
+    conflict_after_snapshot(s, SegmentHeader::snapshot(99), "chain_overlap").await
+}
+
+async fn persist_snapshot_replaces_the_chain(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    s.persist_ok(&subtree, generation, &segment(SegmentHeader::snapshot(5), b"old")).await?;
+    s.persist_ok(&subtree, generation, &segment(SegmentHeader::delta(5, 6), b"delta")).await?;
+    s.persist_ok(&subtree, generation, &segment(SegmentHeader::snapshot(6), b"compacted")).await?;
+    let (plan, restored) = s.restore(&subtree).await?;
+    if plan.chain.len() != 1 || restored != vec![b"compacted".to_vec()] {
+        fail!(
+            "after a snapshot the chain has {} segments, expected the snapshot alone",
+            plan.chain.len()
+        );
+    }
+    Ok(())
+}
+
+async fn persist_invalid_segment_is_422(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let good = segment(SegmentHeader::delta(0, 1), b"payload");
+    let mut bad_magic = good.clone();
+    bad_magic[0] = b'X';
+    let mut bad_trailer = good.clone();
+    let last = bad_trailer.len() - 1;
+    bad_trailer[last] ^= 0xff;
+    let cases: [(&str, &[u8]); 3] = [
+        ("bad magic", &bad_magic),
+        ("wrong trailer", &bad_trailer),
+        ("plain text", b"definitely not a segment"),
+    ];
+    for (name, body) in cases {
+        let response = s.persist(&subtree, Endpoint::Persist, generation, body).await?;
+        s.expect(
+            &format!("persist of a segment with {name}"),
+            &response,
+            422,
+            Some("invalid_segment"),
+        )?;
+    }
+    let plan = s.plan(&subtree, false).await?;
+    if !plan.chain.is_empty() {
+        fail!("an invalid segment was committed");
+    }
+    Ok(())
+}
+
+async fn persist_missing_generation_is_400(s: &mut Session) -> CheckResult {
+    let (subtree, _) = s.claimed_replica().await?;
+    let request =
+        Request::new(Endpoint::Persist, &subtree, "", segment(SegmentHeader::delta(0, 1), b"x"));
+    let response = s.send(s.sign(request)).await?;
+    s.expect("persist without wkp-generation", &response, 400, Some("invalid_request"))
+}
+
+async fn idempotency_retry_is_already_committed(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let bytes = segment(SegmentHeader::delta(0, 7), b"seven changes");
+    let first = s.persist_ok(&subtree, generation, &bytes).await?;
+    let again = s.persist_ok(&subtree, generation, &bytes).await?;
+    if again.outcome != Outcome::AlreadyCommitted
+        || again.manifest_version != first.manifest_version
+    {
+        fail!(
+            "the retry answered {:?} at manifest version {} (first: {})",
+            again.outcome,
+            again.manifest_version,
+            first.manifest_version
+        );
+    }
+    let (plan, restored) = s.restore(&subtree).await?;
+    if plan.chain.len() != 1 || restored.len() != 1 {
+        fail!("after a retry the chain has {} segments", plan.chain.len());
+    }
+    Ok(())
+}
+
+async fn idempotency_same_range_other_content_is_409(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    s.persist_ok(&subtree, generation, &segment(SegmentHeader::delta(0, 7), b"the original"))
+        .await?;
+    let other = segment(SegmentHeader::delta(0, 7), b"something else");
+    let response = s.persist(&subtree, Endpoint::Persist, generation, &other).await?;
+    s.expect(
+        "persist of other bytes for a committed range",
+        &response,
+        409,
+        Some("segment_conflict"),
+    )?;
+    let (_, restored) = s.restore(&subtree).await?;
+    if restored != vec![b"the original".to_vec()] {
+        fail!("the committed segment was replaced");
+    }
+    Ok(())
+}

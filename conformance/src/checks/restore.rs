@@ -1,0 +1,141 @@
+//! Restore plans and downloads (SPEC.md section 12).
+
+use bytes::Bytes;
+use wkp1_protocol::Endpoint;
+use wkp1_protocol::endpoint::{RestoreQuery, SegmentId};
+use wkp1_protocol::segment::SegmentHeader;
+
+use crate::check::{Check, CheckResult};
+use crate::session::{Request, Session, noise, segment};
+use crate::{check, fail};
+
+pub(crate) fn checks() -> Vec<Check> {
+    vec![
+        check!(
+            restore_empty_subtree_is_an_empty_plan,
+            "restore",
+            Must,
+            ["REST-1"],
+            "A brand-new replica restores to nothing, not to an error."
+        ),
+        check!(
+            restore_claim_increments_generation,
+            "restore",
+            Must,
+            ["GEN-1", "GEN-2"],
+            "Each claim is a new writer generation; a plain restore claims nothing."
+        ),
+        check!(
+            restore_plan_advertises_limits_and_grace,
+            "restore",
+            Must,
+            ["LARGE-1", "RET-2", "REST-4"],
+            "Clients adapt to limits and finish within the grace the plan promises."
+        ),
+        check!(
+            restore_download_outside_the_segment_is_refused,
+            "restore",
+            Must,
+            ["LARGE-6"],
+            "Ranges past the end, over the response limit, or of unknown segments are refused."
+        ),
+    ]
+}
+
+async fn restore_empty_subtree_is_an_empty_plan(s: &mut Session) -> CheckResult {
+    let subtree = s.replica();
+    let plan = s.plan(&subtree, false).await?;
+    if plan.manifest_version != 0 || plan.last_seq != 0 || !plan.chain.is_empty() || plan.claimed {
+        fail!(
+            "empty replica: expected version 0, state 0, no chain, not claimed; got version {}, state {}, {} segments, claimed {}",
+            plan.manifest_version,
+            plan.last_seq,
+            plan.chain.len(),
+            plan.claimed
+        );
+    }
+    if plan.subtree != subtree {
+        fail!("plan names subtree {}, asked for {subtree}", plan.subtree);
+    }
+    Ok(())
+}
+
+async fn restore_claim_increments_generation(s: &mut Session) -> CheckResult {
+    let subtree = s.replica();
+    let first = s.plan(&subtree, true).await?;
+    let second = s.plan(&subtree, true).await?;
+    if !first.claimed || first.generation == 0 || second.generation != first.generation + 1 {
+        fail!(
+            "two claims gave generations {} and {} (claimed: {}, {})",
+            first.generation,
+            second.generation,
+            first.claimed,
+            second.claimed
+        );
+    }
+    let plain = s.plan(&subtree, false).await?;
+    if plain.claimed || plain.generation != second.generation {
+        fail!(
+            "a plain restore after two claims says generation {} (claimed {}), expected {}",
+            plain.generation,
+            plain.claimed,
+            second.generation
+        );
+    }
+    Ok(())
+}
+
+async fn restore_plan_advertises_limits_and_grace(s: &mut Session) -> CheckResult {
+    let subtree = s.replica();
+    let plan = s.plan(&subtree, false).await?;
+    let l = plan.limits;
+    if l.max_inline_bytes == 0
+        || l.max_response_bytes == 0
+        || l.max_parts == 0
+        || l.max_segment_bytes < l.max_inline_bytes
+    {
+        fail!("implausible limits: {l:?}");
+    }
+    if plan.retention.grace_seconds < 900 {
+        fail!("grace_seconds is {}, SPEC requires at least 900", plan.retention.grace_seconds);
+    }
+    let earliest = s.now().saturating_sub(60) + plan.retention.grace_seconds;
+    if plan.valid_until < earliest {
+        fail!(
+            "valid_until {} is earlier than now + grace ({earliest}, allowing 60 s of clock skew)",
+            plan.valid_until
+        );
+    }
+    Ok(())
+}
+
+async fn restore_download_outside_the_segment_is_refused(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let bytes = segment(SegmentHeader::snapshot(1), &noise(4096, 1));
+    let committed = s.persist_ok(&subtree, generation, &bytes).await?;
+    let id = SegmentId(
+        sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes)).into(),
+    );
+    let size = bytes.len() as u64;
+    let fetch = |s: &mut Session, segment: SegmentId, offset: u64, length: u64| {
+        let query = RestoreQuery::Fetch { segment, offset, length }.to_query_string();
+        s.sign(Request::new(Endpoint::Restore, &subtree, query, Bytes::new()))
+    };
+    let past_end = fetch(s, id, size - 10, 20);
+    let response = s.send(past_end).await?;
+    s.expect("download of bytes past the segment's end", &response, 400, Some("invalid_request"))?;
+    let max = committed.limits.max_response_bytes;
+    if max < u64::MAX {
+        let too_long = fetch(s, id, 0, max + 1);
+        let response = s.send(too_long).await?;
+        s.expect(
+            "download longer than max_response_bytes",
+            &response,
+            400,
+            Some("invalid_request"),
+        )?;
+    }
+    let unknown = fetch(s, SegmentId([7; 32]), 0, 1);
+    let response = s.send(unknown).await?;
+    s.expect("download of a segment nobody committed", &response, 404, Some("segment_not_found"))
+}

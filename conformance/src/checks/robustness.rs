@@ -1,0 +1,177 @@
+//! Error bodies, isolation, concurrency and retention (SPEC.md sections 2, 8, 13, 14).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use wkp1_protocol::segment::SegmentHeader;
+use wkp1_protocol::{Endpoint, ErrorCode};
+
+use crate::check::{Check, CheckError, CheckResult};
+use crate::session::{Request, Response, Session, segment};
+use crate::{check, fail};
+
+pub(crate) fn checks() -> Vec<Check> {
+    vec![
+        check!(
+            errors_body_is_json_with_code_and_message,
+            "errors",
+            Must,
+            ["ERR-1", "ERR-2"],
+            "Clients decide on a stable code in a JSON body, sent with its status."
+        ),
+        check!(
+            isolation_replicas_do_not_see_each_other,
+            "isolation",
+            Must,
+            ["ADDR-1", "ADDR-2"],
+            "Each replica writes and restores only its own subtree."
+        ),
+        check!(
+            concurrency_many_replicas_lose_nothing,
+            "concurrency",
+            Must,
+            ["MAN-3", "ADDR-1"],
+            "Replicas persisting at once all get back everything acknowledged."
+        ),
+        check!(
+            retention_old_plan_survives_a_snapshot,
+            "retention",
+            Must,
+            ["RET-1", "REST-4"],
+            "A restore that started before a compaction still finds all its segments."
+        ),
+    ]
+}
+
+fn check_error_body(what: &str, response: &Response, status: u16) -> CheckResult {
+    if response.status != status {
+        fail!("{what}: expected status {status}, got {}", response.status);
+    }
+    let content_type =
+        response.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.starts_with("application/json") {
+        fail!("{what}: error body is {content_type:?}, not application/json");
+    }
+    let json: serde_json::Value = serde_json::from_slice(&response.body)
+        .map_err(|e| CheckError::Fail(format!("{what}: error body is not JSON: {e}")))?;
+    let (Some(code), Some(message)) =
+        (json["error"]["code"].as_str(), json["error"]["message"].as_str())
+    else {
+        fail!("{what}: error body lacks error.code or error.message: {json}");
+    };
+    if message.is_empty() {
+        fail!("{what}: error.message is empty");
+    }
+    match serde_json::from_value::<ErrorCode>(serde_json::json!(code)) {
+        // unsupported_version is 404 on a path and 400 in a header; all others have one status.
+        Ok(known) if known.status() != status && known != ErrorCode::UnsupportedVersion => {
+            fail!("{what}: code {code} belongs with status {}, sent with {status}", known.status())
+        }
+        Ok(_) => Ok(()),
+        Err(_) => fail!("{what}: {code:?} is not a WKP-1 error code"),
+    }
+}
+
+async fn errors_body_is_json_with_code_and_message(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let mut unsigned = s.sign(Request::new(Endpoint::Restore, &subtree, "", Bytes::new()));
+    unsigned.headers.remove("wkp-signature");
+    let response = s.send(unsigned).await?;
+    check_error_body("unsigned restore", &response, 401)?;
+    let mut route = Request::new(Endpoint::Restore, &subtree, "", Bytes::new());
+    route.path = route.path.replacen("/v1/restore/", "/v1/nowhere/", 1);
+    let response = s.send(s.sign(route)).await?;
+    check_error_body("unknown route", &response, 404)?;
+    let response = s
+        .persist(
+            &subtree,
+            Endpoint::Persist,
+            generation,
+            &segment(SegmentHeader::delta(5, 6), b"gap"),
+        )
+        .await?;
+    check_error_body("delta with a gap", &response, 409)?;
+    let response = s.persist(&subtree, Endpoint::Persist, generation, b"not a segment").await?;
+    check_error_body("invalid segment", &response, 422)
+}
+
+async fn isolation_replicas_do_not_see_each_other(s: &mut Session) -> CheckResult {
+    let (a, ga) = s.claimed_replica().await?;
+    let (b, gb) = s.claimed_replica().await?;
+    s.persist_ok(&a, ga, &segment(SegmentHeader::snapshot(3), b"replica a")).await?;
+    let plan_b = s.plan(&b, false).await?;
+    if !plan_b.chain.is_empty() || plan_b.generation != gb {
+        fail!(
+            "replica b sees replica a's data or generation (state {}, generation {})",
+            plan_b.last_seq,
+            plan_b.generation
+        );
+    }
+    s.persist_ok(&b, gb, &segment(SegmentHeader::snapshot(8), b"replica b")).await?;
+    let (_, payloads_a) = s.restore(&a).await?;
+    let (_, payloads_b) = s.restore(&b).await?;
+    if payloads_a != vec![b"replica a".to_vec()] || payloads_b != vec![b"replica b".to_vec()] {
+        fail!("replicas restored each other's data");
+    }
+    Ok(())
+}
+
+async fn concurrency_many_replicas_lose_nothing(s: &mut Session) -> CheckResult {
+    const REPLICAS: usize = 8;
+    const STEPS: u64 = 4;
+    let target = Arc::clone(&s.target);
+    let subtrees: Vec<_> = (0..REPLICAS).map(|_| s.replica()).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for subtree in subtrees.clone() {
+        let target = target.clone();
+        tasks.spawn(async move {
+            let mut session = Session::new(target, "concurrency");
+            let generation = session.plan(&subtree, true).await?.generation;
+            for step in 0..STEPS {
+                let payload = format!("{} step {step}", subtree.replica);
+                session
+                    .persist_ok(
+                        &subtree,
+                        generation,
+                        &segment(SegmentHeader::delta(step, step + 1), payload.as_bytes()),
+                    )
+                    .await?;
+            }
+            Ok::<_, CheckError>(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.map_err(|e| CheckError::Fail(format!("replica task: {e}")))??;
+    }
+    for subtree in &subtrees {
+        let (plan, payloads) = s.restore(subtree).await?;
+        let expected: Vec<Vec<u8>> = (0..STEPS)
+            .map(|step| format!("{} step {step}", subtree.replica).into_bytes())
+            .collect();
+        if plan.last_seq != STEPS || payloads != expected {
+            fail!(
+                "replica {} restored state {} with {} segments; every acknowledged delta must be back",
+                subtree.replica,
+                plan.last_seq,
+                payloads.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn retention_old_plan_survives_a_snapshot(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    s.persist_ok(&subtree, generation, &segment(SegmentHeader::snapshot(10), b"old snapshot"))
+        .await?;
+    s.persist_ok(&subtree, generation, &segment(SegmentHeader::delta(10, 11), b"old delta"))
+        .await?;
+    let old_plan = s.plan(&subtree, false).await?;
+    // The writer compacts while a restore is still downloading the old plan.
+    s.persist_ok(&subtree, generation, &segment(SegmentHeader::snapshot(11), b"compacted")).await?;
+    s.persist_ok(&subtree, generation, &segment(SegmentHeader::delta(11, 12), b"after")).await?;
+    for planned in &old_plan.chain {
+        s.download(&subtree, planned, old_plan.limits.max_response_bytes).await?;
+    }
+    Ok(())
+}

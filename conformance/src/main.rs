@@ -1,0 +1,176 @@
+//! `wkp1-conformance`: see `wkp1-conformance --help`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use rand::Rng;
+use wkp1_conformance::{RunOptions, Target, checks, run, select};
+use wkp1_protocol::signing::secret_from_text;
+use wkp1_protocol::{Identifier, KeyId};
+
+/// Conformance kit for WKP-1 functions.
+#[derive(Debug, Parser)]
+#[command(name = "wkp1-conformance", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the checks against a function.
+    Run(Box<RunArgs>),
+    /// List the checks with their requirement ids.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+    Junit,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The function's base URL (with its path prefix, if any).
+    #[arg(long, env = "WKP1_URL")]
+    url: url::Url,
+    #[arg(long, env = "WKP1_KEY_ID")]
+    key_id: String,
+    /// A base64 secret, or a keys file with a line for --key-id.
+    #[arg(long, env = "WKP1_SECRET_FILE")]
+    secret_file: PathBuf,
+    /// A second key the function accepts, to check rotation.
+    #[arg(long, requires = "second_secret_file")]
+    second_key_id: Option<String>,
+    #[arg(long)]
+    second_secret_file: Option<PathBuf>,
+    /// Engine identifier the run writes under.
+    #[arg(long, default_value = "conformance")]
+    engine: String,
+    /// Instance prefix; a random suffix makes every run's subtree fresh.
+    #[arg(long, default_value = "run")]
+    instance: String,
+    /// Run only these groups or check ids (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Write the report here instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Seconds any single request may take.
+    #[arg(long, default_value_t = 30)]
+    request_timeout: u64,
+    /// Seconds any single check may take.
+    #[arg(long, default_value_t = 180)]
+    check_timeout: u64,
+    /// Checks running at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Largest state, in bytes, the large-segment checks may send.
+    #[arg(long, default_value_t = 64 << 20)]
+    large_state_max: u64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::List { format } => {
+            list(format);
+            ExitCode::SUCCESS
+        }
+        Command::Run(args) => match run_command(*args).await {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(err) => {
+                eprintln!("wkp1-conformance: {err:#}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn list(format: Format) {
+    let all = checks::all();
+    if format == Format::Json {
+        let rows: Vec<_> = all
+            .iter()
+            .map(|c| serde_json::json!({"id": c.id, "group": c.group, "level": c.level, "requirements": c.requirements, "why": c.why}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
+        return;
+    }
+    for c in all {
+        println!("{:<6}  {:<56} {}", c.level.to_string(), c.id, c.requirements.join(" "));
+    }
+}
+
+/// Runs the checks; `Ok(false)` when a MUST check failed.
+#[allow(clippy::print_stdout)]
+async fn run_command(args: RunArgs) -> anyhow::Result<bool> {
+    let read_secret = |path: &PathBuf, key_id: &KeyId| {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        secret_from_text(&text, key_id).with_context(|| format!("secret file {}", path.display()))
+    };
+    let key_id = KeyId::new(&args.key_id).context("--key-id")?;
+    let secret = read_secret(&args.secret_file, &key_id)?;
+    let second_key = match (&args.second_key_id, &args.second_secret_file) {
+        (Some(id), Some(path)) => {
+            let id = KeyId::new(id).context("--second-key-id")?;
+            let secret = read_secret(path, &id)?;
+            Some((id, secret))
+        }
+        _ => None,
+    };
+    let suffix = format!("{:08x}", rand::rng().random::<u32>());
+    let instance = Identifier::new(format!("{}-{suffix}", args.instance)).context("--instance")?;
+    let target = Target {
+        base_url: args.url.clone(),
+        key_id,
+        secret,
+        second_key,
+        engine: Identifier::new(args.engine.clone()).context("--engine")?,
+        instance,
+        request_timeout: Duration::from_secs(args.request_timeout),
+        large_state_max: args.large_state_max,
+    };
+    let selected = select(checks::all(), &args.only).map_err(anyhow::Error::msg)?;
+    let options = RunOptions {
+        only: args.only.clone(),
+        concurrency: args.concurrency,
+        check_timeout: Duration::from_secs(args.check_timeout),
+        progress: args.format == Format::Human && std::io::stderr().is_terminal(),
+    };
+    let report = run(target, selected, &options).await;
+    let text = match args.format {
+        Format::Human => report.to_human(),
+        Format::Json => report.to_json(),
+        Format::Junit => report.to_junit(),
+    };
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("write {}", path.display()))?;
+            eprintln!(
+                "{} passed, {} failed ({} MUST), {} skipped; report in {}",
+                report.summary.passed,
+                report.summary.failed,
+                report.summary.must_failed,
+                report.summary.skipped,
+                path.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(report.conformant())
+}
