@@ -1,0 +1,606 @@
+//! Proof that the kit catches bugs: deliberately broken variants of the self-hosted function,
+//! each of which must fail at least one named MUST check. Every check is named by some variant,
+//! so no check exists that could never fail.
+//!
+//! Broken routers rewrite requests (re-signing them, so the function itself is fooled) or
+//! answers; broken stores ignore create-only writes, truncate, lose writes, or reclaim eagerly.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, request::Parts};
+use http_body_util::{BodyExt, Full};
+use sha2::{Digest, Sha256};
+use wkp1_conformance::{Level, Outcome, RunOptions, checks, run, select};
+use wkp1_function::store::object_store::ObjectStoreBackend;
+use wkp1_function::store::{ByteStream, ObjectMeta, PutMode, Store, StoreError};
+use wkp1_function::{Function, FunctionConfig};
+use wkp1_protocol::manifest::Manifest;
+use wkp1_protocol::signing::{Signer, unix_now};
+use wkp1_protocol::{KeyId, headers};
+use wkp1_selfhosted::testing::{self, Backend, Server};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Breakage {
+    // Authentication.
+    AcceptUnsigned,
+    AcceptBadSignatures,
+    AcceptStaleTimestamps,
+    AcceptUnknownKeys,
+    IgnoreBodyHash,
+    RejectSecondKey,
+    // Identifiers, routes, versions.
+    NormalizeIdentifiers,
+    RejectLongIdentifiers,
+    IgnoreUnknownQuery,
+    NoResponseHeaders,
+    AcceptAnyVersion,
+    RejectNewerMinor,
+    NotFoundAs400,
+    MethodNotAllowedAs404,
+    // Restore.
+    EmptySubtreeIs404,
+    ClaimsDoNotClaim,
+    ShortGrace,
+    ServeAnyRange,
+    CorruptDownloads,
+    DropLastDelta,
+    DuplicateSnapshotInPlan,
+    // Persist.
+    RejectDeltaFromEmpty,
+    LieAboutConflicts,
+    AcceptInvalidSegments,
+    GenerationOptional,
+    RetriesCommitAgain,
+    // Fencing and flush.
+    IgnoreGenerations,
+    DropSuperseded,
+    FlushIsPersist,
+    PreviousWriterAlwaysClosed,
+    // Limits, errors, isolation.
+    SharedReplicas,
+    AdvertiseSmallerLimit,
+    AcceptIncompleteCommits,
+    PlainTextErrors,
+    HangOnClaims,
+    // Stores.
+    OverwriteObjects,
+    TruncateLargeObjects,
+    LoseSomeWrites,
+    EagerRetention,
+}
+
+use Breakage::*;
+
+/// Each variant, and the MUST checks it must fail.
+const VARIANTS: &[(Breakage, &[&str])] = &[
+    (AcceptUnsigned, &["auth_missing_signature_is_401", "auth_restore_requires_signature"]),
+    (
+        AcceptBadSignatures,
+        &[
+            "auth_wrong_signature_is_401",
+            "auth_tampered_path_is_401",
+            "auth_tampered_query_is_401",
+            "auth_tampered_header_is_401",
+        ],
+    ),
+    (AcceptStaleTimestamps, &["auth_stale_timestamp_is_401", "auth_future_timestamp_is_401"]),
+    (AcceptUnknownKeys, &["auth_unknown_key_is_401"]),
+    (IgnoreBodyHash, &["auth_tampered_body_is_401"]),
+    (RejectSecondKey, &["auth_rotated_key_is_accepted"]),
+    (
+        NormalizeIdentifiers,
+        &[
+            "ids_traversal_is_400",
+            "ids_malformed_are_400",
+            "ids_dot_segments_never_reach_a_subtree",
+        ],
+    ),
+    (RejectLongIdentifiers, &["ids_longest_is_accepted"]),
+    (IgnoreUnknownQuery, &["endpoints_unknown_query_parameter_is_400"]),
+    (NoResponseHeaders, &["endpoints_answers_carry_version_and_request_id"]),
+    (
+        AcceptAnyVersion,
+        &[
+            "versioning_missing_version_is_400",
+            "versioning_other_major_path_is_404",
+            "versioning_other_major_header_is_400",
+        ],
+    ),
+    (RejectNewerMinor, &["versioning_newer_minor_is_accepted"]),
+    (NotFoundAs400, &["endpoints_unknown_route_is_404"]),
+    (MethodNotAllowedAs404, &["endpoints_wrong_method_is_405"]),
+    (EmptySubtreeIs404, &["restore_empty_subtree_is_an_empty_plan"]),
+    (ClaimsDoNotClaim, &["restore_claim_increments_generation"]),
+    (ShortGrace, &["restore_plan_advertises_limits_and_grace"]),
+    (ServeAnyRange, &["restore_download_outside_the_segment_is_refused"]),
+    (CorruptDownloads, &["persist_snapshot_round_trip_is_byte_identical"]),
+    (DropLastDelta, &["persist_delta_chain_restores_in_order"]),
+    (DuplicateSnapshotInPlan, &["persist_snapshot_replaces_the_chain"]),
+    (RejectDeltaFromEmpty, &["persist_chain_from_empty_state_is_accepted"]),
+    (
+        LieAboutConflicts,
+        &[
+            "persist_gap_is_409",
+            "persist_overlap_is_409",
+            "idempotency_same_range_other_content_is_409",
+            "fencing_unclaimed_generation_is_409",
+        ],
+    ),
+    (AcceptInvalidSegments, &["persist_invalid_segment_is_422"]),
+    (GenerationOptional, &["persist_missing_generation_is_400"]),
+    (RetriesCommitAgain, &["idempotency_retry_is_already_committed"]),
+    (
+        IgnoreGenerations,
+        &["fencing_stale_generation_is_409", "fencing_stale_data_is_kept_as_superseded"],
+    ),
+    (DropSuperseded, &["fencing_stale_data_is_kept_as_superseded"]),
+    (FlushIsPersist, &["flush_closes_the_generation", "flush_empty_body_closes"]),
+    (PreviousWriterAlwaysClosed, &["flush_previous_writer_closed_is_reported"]),
+    (SharedReplicas, &["isolation_replicas_do_not_see_each_other"]),
+    (AdvertiseSmallerLimit, &["limits_oversized_body_is_413"]),
+    (AcceptIncompleteCommits, &["limits_commit_with_a_missing_part_is_400"]),
+    (PlainTextErrors, &["errors_body_is_json_with_code_and_message"]),
+    (HangOnClaims, &["restore_claim_increments_generation"]),
+    (OverwriteObjects, &["fencing_concurrent_claims_get_distinct_generations"]),
+    (TruncateLargeObjects, &["limits_large_segment_moves_in_parts"]),
+    (LoseSomeWrites, &["concurrency_many_replicas_lose_nothing"]),
+    (EagerRetention, &["retention_old_plan_survives_a_snapshot"]),
+];
+
+// ---- broken stores ------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct BrokenStore {
+    inner: ObjectStoreBackend,
+    breakage: Breakage,
+    puts: AtomicUsize,
+}
+
+impl Store for BrokenStore {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        self.inner.get(key).await
+    }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<ByteStream, StoreError> {
+        self.inner.get_range(key, range).await
+    }
+
+    async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> Result<(), StoreError> {
+        match self.breakage {
+            OverwriteObjects => {
+                // Real stores take time to answer; that is when racing writers collide.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                return self.inner.put(key, body, PutMode::Overwrite).await;
+            }
+            TruncateLargeObjects if body.len() > 32 << 10 => {
+                return self.inner.put(key, body.slice(..body.len() - 1), mode).await;
+            }
+            LoseSomeWrites
+                if key.contains("/segments/")
+                    && self.puts.fetch_add(1, Ordering::SeqCst) % 5 == 4 =>
+            {
+                return Ok(());
+            }
+            _ => {}
+        }
+        self.inner.put(key, body.clone(), mode).await?;
+        if self.breakage == EagerRetention && key.contains("/manifest/") {
+            self.reclaim_now(key, &body).await;
+        }
+        Ok(())
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        self.inner.head(key).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.inner.list(prefix).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+}
+
+impl BrokenStore {
+    /// Deletes every part the new manifest does not reference, grace period or not.
+    async fn reclaim_now(&self, manifest_key: &str, body: &Bytes) {
+        let Ok(manifest) = serde_json::from_slice::<Manifest>(body) else { return };
+        let base = manifest_key.split("/manifest/").next().unwrap();
+        let keep: BTreeSet<String> = manifest.chain.iter().map(|e| e.segment.id.to_hex()).collect();
+        for meta in self.inner.list(&format!("{base}/segments/")).await.unwrap_or_default() {
+            if !keep.iter().any(|id| meta.key.contains(id.as_str())) {
+                let _ = self.inner.delete(&meta.key).await;
+            }
+        }
+    }
+}
+
+// ---- broken routers -------------------------------------------------------------------------
+
+struct Broken {
+    function: Arc<Function<BrokenStore>>,
+    breakage: Breakage,
+}
+
+fn signer() -> Signer {
+    Signer::new(KeyId::new(testing::KEY_ID).unwrap(), testing::secret())
+}
+
+fn query_of(parts: &Parts) -> String {
+    parts.uri.query().unwrap_or("").to_owned()
+}
+
+fn set_path_and_query(parts: &mut Parts, path: &str, query: &str) {
+    let uri = if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") };
+    parts.uri = uri.parse().unwrap();
+}
+
+/// Signs the (rewritten) request afresh with the function's own key, so the function accepts it.
+fn resign(parts: &mut Parts, body_sha256: &str) {
+    parts.headers.remove(headers::SIGNATURE);
+    let (path, query) = (parts.uri.path().to_owned(), query_of(parts));
+    signer()
+        .sign(&parts.method, &path, &query, &mut parts.headers, body_sha256, unix_now())
+        .unwrap();
+}
+
+fn declared_hash(parts: &Parts, body: &Bytes) -> String {
+    parts
+        .headers
+        .get(headers::CONTENT_SHA256)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| hex::encode(Sha256::digest(body)), str::to_owned)
+}
+
+fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Applies `f` to a JSON body; other bodies are left alone.
+fn edit_json(body: &mut Bytes, f: impl FnOnce(&mut serde_json::Value)) {
+    if let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(body) {
+        f(&mut json);
+        *body = Bytes::from(json.to_string());
+    }
+}
+
+fn json_response(status: u16, body: serde_json::Value) -> http::Response<Body> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header(headers::VERSION, "1.0")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn error_response(status: u16, code: &str) -> http::Response<Body> {
+    json_response(
+        status,
+        serde_json::json!({"error": {"code": code, "message": "injected by a broken variant"}}),
+    )
+}
+
+impl Broken {
+    /// The generation the store's latest manifest names, asked of the function itself.
+    async fn current_generation(&self, parts: &Parts) -> u64 {
+        let segments: Vec<&str> = parts.uri.path().split('/').collect();
+        let path = format!("/v1/restore/{}/{}/{}", segments[3], segments[4], segments[5]);
+        let mut request = http::Request::builder()
+            .method("GET")
+            .uri(&path)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let hash = hex::encode(Sha256::digest(b""));
+        signer()
+            .sign(&http::Method::GET, &path, "", request.headers_mut(), &hash, unix_now())
+            .unwrap();
+        let response = self.function.handle(request).await;
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["generation"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Rewrites the request, or answers it without asking the function.
+    async fn request(&self, parts: &mut Parts, body: &mut Bytes) -> Option<http::Response<Body>> {
+        let path = parts.uri.path().to_owned();
+        let query = query_of(parts);
+        let is_write = parts.method == http::Method::POST;
+        match self.breakage {
+            AcceptUnsigned if !parts.headers.contains_key(headers::SIGNATURE) => {
+                resign(parts, &declared_hash(parts, body))
+            }
+            AcceptBadSignatures if parts.headers.contains_key(headers::SIGNATURE) => {
+                resign(parts, &declared_hash(parts, body))
+            }
+            AcceptStaleTimestamps => {
+                let ts: u64 =
+                    header(parts, headers::TIMESTAMP).and_then(|t| t.parse().ok()).unwrap_or(0);
+                if ts.abs_diff(unix_now()) > 300 {
+                    resign(parts, &declared_hash(parts, body));
+                }
+            }
+            AcceptUnknownKeys
+                if header(parts, headers::KEY_ID)
+                    .is_some_and(|k| k != testing::KEY_ID && k != testing::SECOND_KEY_ID) =>
+            {
+                resign(parts, &declared_hash(parts, body));
+            }
+            IgnoreBodyHash => resign(parts, &hex::encode(Sha256::digest(&body[..]))),
+            RejectSecondKey if header(parts, headers::KEY_ID) == Some(testing::SECOND_KEY_ID) => {
+                return Some(error_response(401, "unknown_key"));
+            }
+            NormalizeIdentifiers if path.starts_with("/v1/") => {
+                let mut segments: Vec<String> = path.split('/').map(str::to_owned).collect();
+                for segment in segments.iter_mut().skip(3) {
+                    let mut clean: String = segment
+                        .to_lowercase()
+                        .chars()
+                        .map(|c| {
+                            if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }
+                        })
+                        .take(63)
+                        .collect();
+                    if !clean.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                        clean = format!("x{}", clean.chars().take(62).collect::<String>());
+                    }
+                    *segment = clean;
+                }
+                set_path_and_query(parts, &segments.join("/"), &query);
+                resign(parts, &declared_hash(parts, body));
+            }
+            RejectLongIdentifiers if path.split('/').any(|s| s.len() > 40) => {
+                return Some(error_response(400, "invalid_identifier"));
+            }
+            IgnoreUnknownQuery => {
+                let known = ["claim", "segment", "offset", "length", "presign", "commit"];
+                let kept: Vec<&str> = query
+                    .split('&')
+                    .filter(|p| known.contains(&p.split('=').next().unwrap_or("")))
+                    .collect();
+                set_path_and_query(parts, &path, &kept.join("&"));
+                resign(parts, &declared_hash(parts, body));
+            }
+            AcceptAnyVersion => {
+                set_path_and_query(parts, &path.replacen("/v2/", "/v1/", 1), &query);
+                parts.headers.insert(headers::VERSION, HeaderValue::from_static("1.0"));
+                resign(parts, &declared_hash(parts, body));
+            }
+            RejectNewerMinor
+                if header(parts, headers::VERSION)
+                    .is_some_and(|v| v.starts_with("1.") && v != "1.0") =>
+            {
+                return Some(error_response(400, "unsupported_version"));
+            }
+            ClaimsDoNotClaim if query.contains("claim=true") => {
+                set_path_and_query(parts, &path, "");
+                resign(parts, &declared_hash(parts, body));
+            }
+            RejectDeltaFromEmpty
+                if is_write
+                    && query.is_empty()
+                    && body.len() > 40
+                    && body[10] == 2
+                    && body[16..24] == [0; 8] =>
+            {
+                return Some(error_response(409, "chain_gap"));
+            }
+            GenerationOptional if is_write && !parts.headers.contains_key(headers::GENERATION) => {
+                let generation = self.current_generation(parts).await;
+                parts.headers.insert(headers::GENERATION, HeaderValue::from(generation));
+                resign(parts, &declared_hash(parts, body));
+            }
+            IgnoreGenerations if is_write && parts.headers.contains_key(headers::GENERATION) => {
+                let generation = self.current_generation(parts).await;
+                parts.headers.insert(headers::GENERATION, HeaderValue::from(generation));
+                resign(parts, &declared_hash(parts, body));
+            }
+            FlushIsPersist if path.starts_with("/v1/flush/") => {
+                set_path_and_query(parts, &path.replacen("/v1/flush/", "/v1/persist/", 1), &query);
+                resign(parts, &declared_hash(parts, body));
+            }
+            SharedReplicas if path.starts_with("/v1/") && path.split('/').count() == 6 => {
+                let mut segments: Vec<&str> = path.split('/').collect();
+                segments[5] = "shared";
+                set_path_and_query(parts, &segments.join("/"), &query);
+                resign(parts, &declared_hash(parts, body));
+            }
+            HangOnClaims if query.contains("claim=true") => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Rewrites the function's answer.
+    fn answer(
+        &self,
+        parts: &Parts,
+        status: &mut StatusCode,
+        headers_out: &mut http::HeaderMap,
+        body: &mut Bytes,
+    ) {
+        let query = query_of(parts);
+        let is_plan = parts.method == http::Method::GET && !query.contains("segment=");
+        let is_fetch = parts.method == http::Method::GET && query.contains("segment=");
+        let fake_commit = serde_json::json!({"wkp_version": "1.0", "outcome": "committed"});
+        match self.breakage {
+            NoResponseHeaders => {
+                headers_out.remove(headers::VERSION);
+                headers_out.remove(headers::REQUEST_ID);
+            }
+            NotFoundAs400 if *status == StatusCode::NOT_FOUND => *status = StatusCode::BAD_REQUEST,
+            MethodNotAllowedAs404 if *status == StatusCode::METHOD_NOT_ALLOWED => {
+                *status = StatusCode::NOT_FOUND;
+                headers_out.remove("allow");
+            }
+            EmptySubtreeIs404 if is_plan && status.is_success() => {
+                let empty = serde_json::from_slice::<serde_json::Value>(body)
+                    .is_ok_and(|p| p["manifest_version"] == 0);
+                if empty {
+                    *status = StatusCode::NOT_FOUND;
+                    *body = Bytes::from_static(
+                        br#"{"error":{"code":"not_found","message":"no state"}}"#,
+                    );
+                }
+            }
+            ShortGrace if is_plan => edit_json(body, |p| {
+                p["retention"]["grace_seconds"] = 60.into();
+                p["valid_until"] = (unix_now() + 60).into();
+            }),
+            ServeAnyRange if is_fetch && !status.is_success() => {
+                *status = StatusCode::OK;
+                *body = Bytes::new();
+            }
+            CorruptDownloads if is_fetch && status.is_success() && !body.is_empty() => {
+                let mut bytes = body.to_vec();
+                bytes[0] ^= 0xff;
+                *body = Bytes::from(bytes);
+            }
+            DropLastDelta if is_plan => edit_json(body, |p| {
+                let Some(chain) = p["chain"].as_array_mut() else { return };
+                if chain.len() >= 2 {
+                    chain.pop();
+                    let last = chain.last().unwrap()["last_seq"].clone();
+                    p["last_seq"] = last;
+                }
+            }),
+            DuplicateSnapshotInPlan if is_plan => edit_json(body, |p| {
+                let Some(chain) = p["chain"].as_array_mut() else { return };
+                if chain.len() == 1 {
+                    let twin = chain[0].clone();
+                    chain.insert(0, twin);
+                }
+            }),
+            LieAboutConflicts if *status == StatusCode::CONFLICT => {
+                *status = StatusCode::OK;
+                *body = Bytes::from(fake_commit.to_string());
+            }
+            AcceptInvalidSegments if *status == StatusCode::UNPROCESSABLE_ENTITY => {
+                *status = StatusCode::OK;
+                *body = Bytes::from(fake_commit.to_string());
+            }
+            RetriesCommitAgain => edit_json(body, |p| {
+                if p["outcome"] == "already_committed" {
+                    p["outcome"] = "committed".into();
+                    p["manifest_version"] =
+                        (p["manifest_version"].as_u64().unwrap_or(0) + 1).into();
+                }
+            }),
+            DropSuperseded if is_plan => {
+                edit_json(body, |p| p["superseded"] = serde_json::json!([]))
+            }
+            PreviousWriterAlwaysClosed if is_plan => {
+                edit_json(body, |p| p["previous_writer_closed"] = true.into())
+            }
+            AdvertiseSmallerLimit => edit_json(body, |p| {
+                if let Some(limit) = p["limits"]["max_inline_bytes"].as_u64() {
+                    p["limits"]["max_inline_bytes"] = (limit / 4).into();
+                }
+            }),
+            AcceptIncompleteCommits
+                if query.contains("commit=true") && *status == StatusCode::BAD_REQUEST =>
+            {
+                *status = StatusCode::OK;
+                *body = Bytes::from(fake_commit.to_string());
+            }
+            PlainTextErrors if status.as_u16() >= 400 => {
+                *body = Bytes::from_static(b"something went wrong\n");
+                headers_out.insert("content-type", HeaderValue::from_static("text/plain"));
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn serve_broken(
+    State(broken): State<Arc<Broken>>,
+    request: axum::extract::Request,
+) -> http::Response<Body> {
+    let (mut parts, body) = request.into_parts();
+    let mut body = body.collect().await.unwrap().to_bytes();
+    if let Some(answer) = broken.request(&mut parts, &mut body).await {
+        return answer;
+    }
+    let response =
+        broken.function.handle(http::Request::from_parts(parts.clone(), Full::new(body))).await;
+    let (mut out, answer_body) = response.into_parts();
+    let mut answer_body = answer_body.collect().await.unwrap().to_bytes();
+    broken.answer(&parts, &mut out.status, &mut out.headers, &mut answer_body);
+    out.headers.insert("content-length", HeaderValue::from(answer_body.len()));
+    http::Response::from_parts(out, Body::from(answer_body))
+}
+
+async fn broken_server(breakage: Breakage) -> Server {
+    Server::start_custom(
+        Backend::memory().unwrap(),
+        |c: &mut FunctionConfig| common::small_limits(c),
+        |inner| BrokenStore { inner, breakage, puts: AtomicUsize::new(0) },
+        move |function| {
+            Router::new().fallback(serve_broken).with_state(Arc::new(Broken { function, breakage }))
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_broken_variant_fails_its_named_must_checks() {
+    let mut missed = Vec::new();
+    for (breakage, expected) in VARIANTS {
+        let server = broken_server(*breakage).await;
+        let mut target = common::target(&server);
+        let mut checks = checks::all();
+        if *breakage == HangOnClaims {
+            // A hanging function must cost a timeout, not a hung kit.
+            target.request_timeout = Duration::from_secs(2);
+            checks = select(checks, &["restore".into()]).unwrap();
+        }
+        let options = RunOptions {
+            concurrency: 8,
+            check_timeout: Duration::from_secs(60),
+            ..RunOptions::default()
+        };
+        let report = tokio::time::timeout(Duration::from_secs(120), run(target, checks, &options))
+            .await
+            .unwrap_or_else(|_| panic!("the kit hung on {breakage:?}"));
+        for id in *expected {
+            let result = report
+                .results
+                .iter()
+                .find(|r| r.id == *id)
+                .unwrap_or_else(|| panic!("{id} did not run"));
+            if result.outcome != Outcome::Fail || result.level != Level::Must {
+                missed.push(format!("{breakage:?}: {id} was {:?}", result.outcome));
+            }
+        }
+        assert!(!report.conformant(), "{breakage:?} was reported conformant");
+    }
+    assert!(missed.is_empty(), "broken variants not caught:\n{}", missed.join("\n"));
+}
+
+#[test]
+fn every_check_is_named_by_some_broken_variant() {
+    let named: BTreeSet<&str> = VARIANTS.iter().flat_map(|(_, ids)| ids.iter().copied()).collect();
+    let unproven: Vec<&str> =
+        checks::all().iter().map(|c| c.id).filter(|id| !named.contains(id)).collect();
+    assert!(unproven.is_empty(), "checks no broken variant proves able to fail: {unproven:?}");
+    for id in &named {
+        assert!(checks::all().iter().any(|c| c.id == *id), "variant names unknown check {id}");
+    }
+}

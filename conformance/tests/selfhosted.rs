@@ -1,0 +1,143 @@
+//! The kit against the correct self-hosted function, on every store: every MUST check passes.
+//! And the binary's three report formats, parsed.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{small_limits, target};
+use wkp1_conformance::{Outcome, RunOptions, checks, run, select};
+use wkp1_selfhosted::testing::{self, Backend, Server};
+
+async fn every_must_check_passes(backend: Backend) {
+    let server = Server::start_with(backend, small_limits).await;
+    let report = run(
+        target(&server),
+        checks::all(),
+        &RunOptions { concurrency: 6, ..RunOptions::default() },
+    )
+    .await;
+    let failed: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| r.outcome != Outcome::Pass)
+        .map(|r| format!("{} {:?}: {}", r.id, r.outcome, r.message.clone().unwrap_or_default()))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "against {}:\n{}\n\n{}",
+        server.backend.name,
+        failed.join("\n"),
+        report.to_human()
+    );
+    assert!(report.conformant());
+    assert_eq!(report.summary.passed, checks::all().len());
+}
+
+wkp1_selfhosted::for_every_backend!(every_must_check_passes);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_selects_groups_and_ids_and_refuses_unknown_names() {
+    let all = checks::all();
+    let auth = select(checks::all(), &["auth".into()]).unwrap();
+    assert!(!auth.is_empty() && auth.iter().all(|c| c.group == "auth"));
+    let one = select(checks::all(), &["persist_gap_is_409".into()]).unwrap();
+    assert_eq!(one.len(), 1);
+    assert!(select(all, &["no_such_group".into()]).is_err());
+}
+
+#[test]
+fn check_ids_are_unique_well_formed_and_cite_defined_requirements() {
+    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../protocol/SPEC.md"))
+        .unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for check in checks::all() {
+        assert!(seen.insert(check.id), "duplicate id {}", check.id);
+        assert!(check.id.starts_with(check.group), "{} is not named <group>_...", check.id);
+        assert!(
+            check.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        );
+        assert!(!check.requirements.is_empty());
+        for requirement in check.requirements {
+            assert!(
+                spec.contains(&format!("**[{requirement}]**")),
+                "{} cites {requirement}, not in SPEC.md",
+                check.id
+            );
+        }
+    }
+}
+
+/// The binary, as an author runs it: exit codes and the three formats, each parsed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_reports_parse_and_the_human_one_fits_100_columns() {
+    let server = Arc::new(Server::start_with(Backend::memory().unwrap(), small_limits).await);
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, testing::secret().to_base64()).unwrap();
+    let run_binary = |format: &'static str, out: Option<std::path::PathBuf>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wkp1-conformance"));
+        command.args([
+            "run",
+            "--url",
+            server.url.as_str(),
+            "--key-id",
+            testing::KEY_ID,
+            "--format",
+            format,
+        ]);
+        command.arg("--secret-file").arg(&secret_file);
+        if let Some(out) = &out {
+            command.arg("--out").arg(out);
+        }
+        command
+    };
+
+    let json_path = dir.path().join("report.json");
+    let status = tokio::task::spawn_blocking({
+        let mut command = run_binary("json", Some(json_path.clone()));
+        move || command.status().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "a conformant function exits 0");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), checks::all().len());
+    assert_eq!(json["summary"]["must_failed"], 0);
+    let rotated = results.iter().find(|r| r["id"] == "auth_rotated_key_is_accepted").unwrap();
+    assert_eq!(rotated["outcome"], "skip", "no second key was given");
+    assert!(rotated["message"].as_str().unwrap().contains("--second-key-id"));
+    for r in results {
+        assert!(r["requirements"].as_array().is_some_and(|a| !a.is_empty()));
+        assert!(matches!(r["level"].as_str(), Some("MUST" | "SHOULD")));
+    }
+
+    let junit = tokio::task::spawn_blocking({
+        let mut command = run_binary("junit", None);
+        move || command.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let xml = String::from_utf8(junit.stdout).unwrap();
+    let document = roxmltree::Document::parse(&xml).expect("JUnit output is well-formed XML");
+    let root = document.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    let cases: Vec<_> = root.descendants().filter(|n| n.has_tag_name("testcase")).collect();
+    assert_eq!(cases.len(), checks::all().len());
+    assert_eq!(root.descendants().filter(|n| n.has_tag_name("skipped")).count(), 1);
+    assert_eq!(root.descendants().filter(|n| n.has_tag_name("failure")).count(), 0);
+
+    let human = tokio::task::spawn_blocking({
+        let mut command = run_binary("human", None);
+        move || command.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8(human.stdout).unwrap();
+    assert!(text.contains("CONFORMANT"));
+    for line in text.lines() {
+        assert!(line.chars().count() <= 100, "line of {} columns: {line}", line.chars().count());
+    }
+}
