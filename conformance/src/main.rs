@@ -99,20 +99,22 @@ async fn main() -> ExitCode {
     }
 }
 
-#[allow(clippy::print_stdout)]
+/// Prints the catalogue; a closed pipe (`| head`) ends it quietly.
 fn list(format: Format) {
+    use std::io::Write;
     let all = checks::all();
-    if format == Format::Json {
+    let mut out = std::io::stdout().lock();
+    let _ = if format == Format::Json {
         let rows: Vec<_> = all
             .iter()
             .map(|c| serde_json::json!({"id": c.id, "group": c.group, "level": c.level, "requirements": c.requirements, "why": c.why}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
-        return;
-    }
-    for c in all {
-        println!("{:<6}  {:<56} {}", c.level.to_string(), c.id, c.requirements.join(" "));
-    }
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows).expect("json"))
+    } else {
+        all.iter().try_for_each(|c| {
+            writeln!(out, "{:<6}  {:<56} {}", c.level.to_string(), c.id, c.requirements.join(" "))
+        })
+    };
 }
 
 /// Runs the checks; `Ok(false)` when a MUST check failed.

@@ -90,6 +90,7 @@ async fn run_one(target: Arc<Target>, check: &Check, deadline: Duration) -> Chec
     let started = Instant::now();
     let mut session = Session::new(target, check.id);
     let result = tokio::time::timeout(deadline, (check.run)(&mut session)).await;
+    let _ = tokio::time::timeout(deadline, session.close_claims()).await;
     let (outcome, message) = match result {
         Ok(Ok(())) => (Outcome::Pass, None),
         Ok(Err(CheckError::Fail(message))) => (Outcome::Fail, Some(message)),

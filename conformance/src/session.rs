@@ -128,6 +128,8 @@ pub struct Session {
     check: &'static str,
     replicas: usize,
     pub transcript: Vec<Exchange>,
+    /// Generations this session claimed, closed again when the check ends.
+    claims: Vec<(Subtree, u64)>,
 }
 
 impl Session {
@@ -137,7 +139,7 @@ impl Session {
             .connect_timeout(target.request_timeout.min(Duration::from_secs(10)))
             .build()
             .expect("HTTP client");
-        Self { target, http, check, replicas: 0, transcript: Vec::new() }
+        Self { target, http, check, replicas: 0, transcript: Vec::new(), claims: Vec::new() }
     }
 
     /// A replica nobody has written to, under this run's instance.
@@ -302,7 +304,23 @@ impl Session {
         ));
         let response = self.send(request).await?;
         self.expect(if claim { "claim" } else { "restore plan" }, &response, 200, None)?;
-        response.json("restore plan")
+        let plan: RestorePlan = response.json("restore plan")?;
+        if claim {
+            self.claims.push((subtree.clone(), plan.generation));
+        }
+        Ok(plan)
+    }
+
+    /// Leaves no writer open: an empty flush for every generation this session claimed. WKP-1
+    /// has no delete, so this is all the cleaning up a run can do. Answers are not evidence.
+    pub async fn close_claims(&mut self) {
+        for (subtree, generation) in std::mem::take(&mut self.claims) {
+            let request = self.sign(
+                Request::new(Endpoint::Flush, &subtree, "", Bytes::new()).generation(generation),
+            );
+            let url = self.url(&request.path, &request.query);
+            let _ = self.http.post(url).headers(request.headers).send().await;
+        }
     }
 
     /// Claims a generation on a fresh replica.

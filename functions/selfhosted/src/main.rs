@@ -40,7 +40,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let keys = settings.key_ring()?;
     let opened = stores::open(&settings.store)?;
     let config = settings.function_config(&opened.prefix)?;
-    stores::probe_create_only(&opened.store, &config.prefix).await?;
+    if let stores::Atomicity::NotAtomic { winners } =
+        stores::probe_create_only(&opened.store, &config.prefix).await?
+    {
+        tracing::warn!(winners, store = %opened.description, "{}", stores::NOT_ATOMIC_WARNING);
+    }
     let function = Function::new(opened.store, keys, config).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
