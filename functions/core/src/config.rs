@@ -24,6 +24,10 @@ pub struct FunctionConfig {
     pub retention_every: u64,
     /// How long presigned URLs stay valid (`LARGE-4`: at most an hour).
     pub presign_expiry_seconds: u64,
+    /// Serialize manifest updates of one subtree within this process. It costs nothing (one
+    /// subtree has one writer) and, for a single-process deployment, keeps fencing intact even
+    /// on a store whose create-only writes are not atomic under concurrency.
+    pub serialize_updates: bool,
     pub clock: Clock,
 }
 
@@ -45,6 +49,7 @@ impl Default for FunctionConfig {
             keep_manifests: 8,
             retention_every: 16,
             presign_expiry_seconds: 900,
+            serialize_updates: true,
             clock: Clock::system(),
         }
     }

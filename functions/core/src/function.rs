@@ -45,6 +45,7 @@ impl<S: Store> Ctx<'_, S> {
             cache: &self.function.cache,
             now: self.now,
             guess_for: self.function.config.grace_seconds / 2,
+            serialize: self.function.config.serialize_updates,
         }
     }
 

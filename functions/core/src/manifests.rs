@@ -31,7 +31,12 @@ const MAX_ATTEMPTS: usize = 32;
 pub(crate) struct ManifestCache {
     objects: Mutex<LruCache<String, Arc<Manifest>>>,
     latest: Mutex<LruCache<String, (Arc<Manifest>, u64)>>,
+    /// Striped locks serializing updates of one subtree within this process.
+    updates: Vec<tokio::sync::Mutex<()>>,
 }
+
+/// Update lock stripes: subtrees share a stripe only by hash collision.
+const UPDATE_STRIPES: usize = 64;
 
 impl ManifestCache {
     pub(crate) fn new(capacity: usize) -> Self {
@@ -39,7 +44,15 @@ impl ManifestCache {
         Self {
             objects: Mutex::new(LruCache::new(capacity)),
             latest: Mutex::new(LruCache::new(capacity)),
+            updates: (0..UPDATE_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
+    }
+
+    fn update_lock(&self, base: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher, RandomState};
+        static HASHER: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+        let hash = HASHER.get_or_init(RandomState::new).hash_one(base);
+        &self.updates[(hash % UPDATE_STRIPES as u64) as usize]
     }
 
     fn get(&self, key: &str) -> Option<Arc<Manifest>> {
@@ -82,6 +95,8 @@ pub(crate) struct Manifests<'a, S> {
     pub(crate) now: u64,
     /// How long a remembered latest version may serve as a guess.
     pub(crate) guess_for: u64,
+    /// Whether updates of one subtree wait for each other within this process.
+    pub(crate) serialize: bool,
 }
 
 impl<S: Store> Manifests<'_, S> {
@@ -161,6 +176,12 @@ impl<S: Store> Manifests<'_, S> {
         &self,
         mut decide: impl FnMut(&Manifest) -> Decision<T>,
     ) -> Result<(T, Arc<Manifest>), ProtocolError> {
+        // Within one process, updates of a subtree go one at a time: on a store whose
+        // create-only writes are not atomic, two racing writers could otherwise both win.
+        let _serialized = match self.serialize {
+            true => Some(self.cache.update_lock(self.layout.base()).lock().await),
+            false => None,
+        };
         let mut trust_guess = true;
         for _ in 0..MAX_ATTEMPTS {
             // First from what this process last saw. A write checks the guess by itself (it

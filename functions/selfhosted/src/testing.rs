@@ -101,19 +101,6 @@ impl Backend {
         &self.url
     }
 
-    /// Behaviours of this store that break a WKP-1 guarantee, as the check ids they fail.
-    /// Tagged, not hidden: tests allow these checks to fail here and nowhere else.
-    ///
-    /// s3s-fs 0.14 checks `If-None-Match: *` and then writes, in two steps (`s3.rs`, put_object):
-    /// racing create-only writes of one key can both succeed, so concurrent claims of one replica
-    /// can share a generation. The function warns about such stores at start.
-    pub fn known_quirks(&self) -> &'static [&'static str] {
-        match self.name.as_str() {
-            "s3s" => &["fencing_concurrent_claims_get_distinct_generations"],
-            _ => &[],
-        }
-    }
-
     /// A user's own S3-compatible server (MinIO), from `WKP1_TEST_S3_ENDPOINT`; optional
     /// even when the test command's own servers are required.
     pub fn minio() -> Option<Self> {
