@@ -30,7 +30,10 @@ fn populate(db: &Database, clock: &TestClock) {
     db.merge("counters", "fixed", 3i64.to_le_bytes()).unwrap();
 }
 
-fn all_contents(db: &Database) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+/// Each family's name and pairs.
+type Everything = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
+
+fn all_contents(db: &Database) -> Everything {
     let mut names: Vec<String> = db.list_families().into_iter().map(|(n, _)| n).collect();
     names.sort();
     names.into_iter().map(|n| (n.clone(), contents(db, &n))).collect()
