@@ -287,7 +287,7 @@ impl Database {
                 .inner
                 .store
                 .get(&family.data, key)?
-                .map(|s| read::plain(&s, now))
+                .map(|s| read::plain(s, now))
                 .transpose()?
                 .flatten());
         }

@@ -13,17 +13,22 @@ pub(crate) struct Read {
     pub(crate) operands: usize,
 }
 
-/// The logical value of a plain (merge-less) family's stored bytes.
-pub(crate) fn plain(stored: &[u8], now: u64) -> Result<Option<Vec<u8>>> {
-    let v = decode_value(stored)?;
-    Ok((!v.tombstone && !v.expired(now)).then(|| v.payload.to_vec()))
+/// The logical value of a plain (merge-less) family's stored bytes, reusing their buffer.
+pub(crate) fn plain(mut stored: Vec<u8>, now: u64) -> Result<Option<Vec<u8>>> {
+    let v = decode_value(&stored)?;
+    if v.tombstone || v.expired(now) {
+        return Ok(None);
+    }
+    let header = stored.len() - v.payload.len();
+    stored.drain(..header);
+    Ok(Some(stored))
 }
 
 /// Reads one key through a snapshot.
 pub(crate) fn get(snapshot: &StoreSnapshot, family: &Family, key: &[u8], now: u64) -> Result<Read> {
     let stored = snapshot.get(&family.data, key)?;
     let Some(operands_ks) = &family.operands else {
-        let value = stored.map(|s| plain(&s, now)).transpose()?.flatten();
+        let value = stored.map(|s| plain(s, now)).transpose()?.flatten();
         return Ok(Read { value, operands: 0 });
     };
     let base = stored.as_deref().map(decode_value).transpose()?;
@@ -152,7 +157,7 @@ impl Iterator for Iter {
                     Ok(pair) => pair,
                     Err(e) => return Some(Err(e)),
                 };
-                match plain(&stored, *now) {
+                match plain(stored, *now) {
                     Ok(Some(value)) => return Some(Ok((key, value))),
                     Ok(None) => continue,
                     Err(e) => return Some(Err(e)),

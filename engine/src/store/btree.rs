@@ -54,10 +54,20 @@ impl BTreeStore {
     }
 
     pub(crate) fn write(&self, ops: &[Op], durability: Durability) -> Result<()> {
+        self.apply(ops.iter(), durability)
+    }
+
+    /// Every batch in one transaction: one commit, one fsync when asked. A crash loses the
+    /// group or keeps it whole, so each batch stays atomic.
+    pub(crate) fn write_group(&self, batches: &[Vec<Op>], durability: Durability) -> Result<()> {
+        self.apply(batches.iter().flatten(), durability)
+    }
+
+    fn apply<'a>(&self, ops: impl Iterator<Item = &'a Op>, durability: Durability) -> Result<()> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(match durability {
             Durability::None => redb::Durability::None,
-            Durability::Buffer => redb::Durability::Immediate,
+            Durability::Buffer | Durability::Sync => redb::Durability::Immediate,
         })?;
         {
             let mut tables = HashMap::new();

@@ -130,6 +130,7 @@ impl LsmStore {
         let mode = match durability {
             Durability::None => None,
             Durability::Buffer => Some(PersistMode::Buffer),
+            Durability::Sync => Some(PersistMode::SyncAll),
         };
         let mut batch = self.db.batch().durability(mode);
         let keyspaces = self.keyspaces.read().expect("keyspace map lock");
@@ -147,6 +148,19 @@ impl LsmStore {
         drop(keyspaces);
         batch.commit()?;
         Ok(())
+    }
+
+    /// One journal batch per batch (each keeps its own atomicity and sequence number in fjall),
+    /// then one flush or fsync for all of them.
+    pub(crate) fn write_group(&self, batches: &[Vec<Op>], durability: Durability) -> Result<()> {
+        for batch in batches {
+            self.write(batch, Durability::None)?;
+        }
+        match durability {
+            Durability::None => Ok(()),
+            Durability::Buffer => Ok(self.db.persist(PersistMode::Buffer)?),
+            Durability::Sync => Ok(self.db.persist(PersistMode::SyncAll)?),
+        }
     }
 
     pub(crate) fn sync(&self) -> Result<()> {

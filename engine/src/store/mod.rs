@@ -24,13 +24,15 @@ pub(crate) enum Op {
     Remove { keyspace: String, key: Vec<u8> },
 }
 
-/// How far a write goes before `write` returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How far a write goes before `write` returns (ordered: each includes the one before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Durability {
     /// Engine buffers only.
     None,
     /// Handed to the operating system (fjall); on redb, a durable commit.
     Buffer,
+    /// On disk.
+    Sync,
 }
 
 /// Key-value pairs from a range read.
@@ -100,6 +102,12 @@ impl Store {
     /// Applies `ops` atomically.
     pub(crate) fn write(&self, ops: &[Op], durability: Durability) -> Result<()> {
         dispatch!(self, s => s.write(ops, durability))
+    }
+
+    /// Applies several batches in order, each atomically, then makes them as durable as asked:
+    /// what group commit needs.
+    pub(crate) fn write_group(&self, batches: &[Vec<Op>], durability: Durability) -> Result<()> {
+        dispatch!(self, s => s.write_group(batches, durability))
     }
 
     /// Makes every write so far durable.
