@@ -312,8 +312,7 @@ impl Database {
         // The families first: a family created after them cannot be half-visible.
         let families = self.families();
         let snap = self.inner.store.snapshot()?;
-        let seq = snap.get(META, LAST_SEQ_KEY)?.map(|b| u64_of(&b)).transpose()?.unwrap_or(0);
-        Ok(Snapshot { db: self.clone(), snap, families, seq, now: self.now() })
+        Ok(Snapshot { db: self.clone(), snap, families, seq: std::sync::OnceLock::new(), now: self.now() })
     }
 
     /// Key-value pairs with keys in `range`, in `direction`; take as many as you need.
@@ -468,20 +467,25 @@ pub struct Snapshot {
     db: Database,
     snap: StoreSnapshot,
     families: Arc<Families>,
-    seq: u64,
+    /// Read on first use: most snapshots are range reads that never ask.
+    seq: std::sync::OnceLock<u64>,
     now: u64,
 }
 
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshot").field("seq", &self.seq).finish()
+        f.debug_struct("Snapshot").field("seq", &self.seq.get()).finish()
     }
 }
 
 impl Snapshot {
     /// The sequence number of the last batch this view includes.
-    pub fn seq(&self) -> u64 {
-        self.seq
+    pub fn seq(&self) -> Result<u64> {
+        if let Some(seq) = self.seq.get() {
+            return Ok(*seq);
+        }
+        let seq = self.snap.get(META, LAST_SEQ_KEY)?.map(|b| u64_of(&b)).transpose()?.unwrap_or(0);
+        Ok(*self.seq.get_or_init(|| seq))
     }
 
     fn family(&self, name: &str) -> Result<&Arc<Family>> {

@@ -62,7 +62,7 @@ impl Database {
     /// Writes a snapshot segment of every family, consistent at one sequence number.
     pub fn export_snapshot<W: Write>(&self, out: W) -> Result<Exported> {
         let snapshot = self.snapshot()?;
-        let seq = snapshot.seq();
+        let seq = snapshot.seq()?;
         let mut writer = SegmentWriter::new(out, SegmentHeader::snapshot(seq))?;
         writer.write_all(SNAPSHOT_MAGIC).map_err(io("write snapshot"))?;
         let mut records = 0u64;

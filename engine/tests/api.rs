@@ -179,14 +179,14 @@ fn snapshots_are_consistent_across_families(mode: Mode) {
     t.db.put("default", "k", "old").unwrap();
     t.db.put("b", "k", "old").unwrap();
     let snapshot = t.db.snapshot().unwrap();
-    let seq = snapshot.seq();
+    let seq = snapshot.seq().unwrap();
     let mut batch = WriteBatch::new();
     batch.put("default", "k", "new").put("b", "k", "new").put("b", "added", "x");
     t.db.write(&batch, WriteOptions::default()).unwrap();
     assert_eq!(snapshot.get("default", b"k").unwrap(), Some(b"old".to_vec()));
     assert_eq!(snapshot.get("b", b"k").unwrap(), Some(b"old".to_vec()));
     assert_eq!(snapshot.range("b", .., Direction::Forward).unwrap().count(), 1);
-    assert_eq!(snapshot.seq(), seq);
+    assert_eq!(snapshot.seq().unwrap(), seq);
     assert_eq!(t.db.get("b", b"k").unwrap(), Some(b"new".to_vec()));
 }
 
