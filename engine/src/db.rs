@@ -312,7 +312,13 @@ impl Database {
         // The families first: a family created after them cannot be half-visible.
         let families = self.families();
         let snap = self.inner.store.snapshot()?;
-        Ok(Snapshot { db: self.clone(), snap, families, seq: std::sync::OnceLock::new(), now: self.now() })
+        Ok(Snapshot {
+            db: self.clone(),
+            snap,
+            families,
+            seq: std::sync::OnceLock::new(),
+            now: self.now(),
+        })
     }
 
     /// Key-value pairs with keys in `range`, in `direction`; take as many as you need.

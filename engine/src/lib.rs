@@ -1,24 +1,4 @@
-//! # weftkit-kv
-//!
-//! WeftKitKV, the key-value engine bundled with WKP-1: an embedded database over fjall (an LSM
-//! tree, the default) or redb (a B+tree), chosen when a database is created, with column
-//! families, TTL, merge operators, consistent snapshots, group-committed durable writes, and a
-//! change log that WKP-1 persists as segments.
-//!
-//! ```
-//! use weftkit_kv::{Database, Direction, FamilyOptions, Options};
-//!
-//! let dir = tempfile::tempdir()?;
-//! let db = Database::open(dir.path(), Options::default())?;
-//! db.create_family("counters", FamilyOptions::default().with_merge_operator("int_add"))?;
-//! db.put("default", "user/1", "ada")?;
-//! db.merge("counters", "visits", 1i64.to_le_bytes())?;
-//! db.merge("counters", "visits", 2i64.to_le_bytes())?;
-//! assert_eq!(db.get("counters", b"visits")?, Some(3i64.to_le_bytes().to_vec()));
-//! let users: Vec<_> = db.prefix("default", b"user/", Direction::Forward)?.collect::<Result<_, _>>()?;
-//! assert_eq!(users, vec![(b"user/1".to_vec(), b"ada".to_vec())]);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //!
