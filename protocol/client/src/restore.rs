@@ -109,13 +109,15 @@ async fn download_all(
     dir: &Path,
 ) -> Result<Vec<DownloadedSegment>, ClientError> {
     let max = plan.limits.max_response_bytes.max(1);
-    futures::stream::iter(plan.chain.iter().enumerate())
+    // Owned items: a closure over borrowed ones is not `Send` for every lifetime, which makes
+    // the restore future unusable in `tokio::spawn`.
+    futures::stream::iter(plan.chain.iter().cloned().enumerate())
         .map(|(index, planned)| async move {
             let path = dir.join(format!("{index:05}-{}.wkp", planned.segment.id));
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                match download_one(t, planned, &path, max).await {
+                match download_one(t, &planned, &path, max).await {
                     Ok(()) => break,
                     Err(err) if attempt < SEGMENT_ATTEMPTS && err.is_retryable() => {
                         tracing::warn!(segment = %planned.segment.id, "segment download broke; starting it over: {err}");

@@ -1,0 +1,182 @@
+//! The HTTP surface: DynamoDB on `POST /`, health and readiness, and the loopback-only admin
+//! endpoints of the persistence agent.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::dynamo::sigv4::{self, Credentials};
+use crate::dynamo::{DynamoError, Kind, Service};
+use crate::persist::Agent;
+
+/// DynamoDB's request size limit.
+const MAX_REQUEST_BYTES: usize = 16 << 20;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// Set once boot (and restore) finished.
+    pub service: OnceLock<Arc<Service>>,
+    pub agent: Option<Arc<Agent>>,
+    pub credentials: Vec<Credentials>,
+    ready: AtomicBool,
+    /// What the server is doing while not ready: "starting", "restoring", "shutting down".
+    phase: Mutex<&'static str>,
+}
+
+impl AppState {
+    pub fn new(agent: Option<Arc<Agent>>, credentials: Vec<Credentials>) -> Self {
+        Self {
+            service: OnceLock::new(),
+            agent,
+            credentials,
+            ready: AtomicBool::new(false),
+            phase: Mutex::new("starting"),
+        }
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    pub fn set_unready(&self, phase: &'static str) {
+        *self.phase.lock().expect("phase lock") = phase;
+        self.ready.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", post(dynamo))
+        .route("/healthz", get(|| async { json_response(StatusCode::OK, json!({"status": "ok"})) }))
+        .route("/ready", get(ready))
+        .route("/_admin/persist", get(persist_status).post(persist_now))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .with_state(state)
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, [("content-type", "application/json")], body.to_string()).into_response()
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if state.is_ready() {
+        json_response(StatusCode::OK, json!({"status": "ready"}))
+    } else {
+        let phase = *state.phase.lock().expect("phase lock");
+        json_response(StatusCode::SERVICE_UNAVAILABLE, json!({"status": phase}))
+    }
+}
+
+fn request_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    hex::encode(bytes).to_uppercase()
+}
+
+async fn dynamo(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let id = request_id();
+    let result = async {
+        if !state.credentials.is_empty() {
+            sigv4::verify(
+                &state.credentials,
+                method.as_str(),
+                uri.path(),
+                uri.query().unwrap_or(""),
+                &headers,
+                &body,
+                std::time::SystemTime::now(),
+            )?;
+        }
+        let target = headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                DynamoError::new(Kind::UnknownOperation, "the X-Amz-Target header is missing")
+            })?
+            .to_owned();
+        let service = state.service.get().cloned().ok_or_else(|| {
+            let phase = *state.phase.lock().expect("phase lock");
+            DynamoError::new(Kind::Unavailable, format!("the server is not ready: {phase}"))
+        })?;
+        tokio::task::spawn_blocking(move || service.call(&target, &body))
+            .await
+            .map_err(|e| DynamoError::internal(format!("request task: {e}")))?
+    }
+    .await;
+    let mut response = match result {
+        Ok(body) => {
+            (StatusCode::OK, [("content-type", "application/x-amz-json-1.0")], body.to_string())
+                .into_response()
+        }
+        Err(err) => err.into_response(),
+    };
+    if let Ok(value) = id.parse() {
+        response.headers_mut().insert("x-amzn-requestid", value);
+    }
+    response
+}
+
+fn admin_allowed(peer: &SocketAddr) -> Result<(), Box<Response>> {
+    if peer.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(Box::new(json_response(
+        StatusCode::FORBIDDEN,
+        json!({"error": "the admin endpoints answer only on loopback"}),
+    )))
+}
+
+async fn persist_status(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    if let Err(refused) = admin_allowed(&peer) {
+        return *refused;
+    }
+    let Some(agent) = &state.agent else {
+        return json_response(StatusCode::OK, json!({"mode": "disabled"}));
+    };
+    let mut status = serde_json::to_value(agent.status()).expect("status serializes");
+    if let Some(service) = state.service.get() {
+        status["last_seq"] = json!(service.database().last_seq());
+    }
+    json_response(StatusCode::OK, status)
+}
+
+/// Persists now instead of at the next scheduled tick.
+async fn persist_now(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    if let Err(refused) = admin_allowed(&peer) {
+        return *refused;
+    }
+    let (Some(agent), Some(service)) = (&state.agent, state.service.get()) else {
+        return json_response(
+            StatusCode::CONFLICT,
+            json!({"error": "persistence is disabled or the server is not ready"}),
+        );
+    };
+    match agent.tick(service.database()).await {
+        Ok(pushed) => json_response(StatusCode::OK, json!({"pushed": pushed})),
+        Err(e) => json_response(StatusCode::BAD_GATEWAY, json!({"error": e.to_string()})),
+    }
+}

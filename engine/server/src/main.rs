@@ -1,0 +1,174 @@
+//! `weftkit-kv`: see `weftkit-kv serve --help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+use weftkit_kv::{Mode, SyncMode};
+use weftkit_kv_server::dynamo::sigv4::Credentials;
+use weftkit_kv_server::persist::PersistConfig;
+use weftkit_kv_server::server::{Exit, ServerConfig, bind, run};
+
+#[derive(Debug, Parser)]
+#[command(version, about = "WeftKitKV over the DynamoDB JSON protocol, persisted through WKP-1")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serves the DynamoDB API. Persistence is configured by WEFTKIT_PERSIST_* variables
+    /// (see the README); it is off unless WEFTKIT_PERSIST_MODE says otherwise.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Lsm,
+    Btree,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SyncArg {
+    /// Acknowledged writes survive the process dying, not the machine.
+    Buffered,
+    /// Acknowledged writes are on disk (concurrent writers share an fsync).
+    Fsync,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on. Without credentials only loopback is allowed.
+    #[arg(long, env = "WEFTKIT_LISTEN", default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// The volume: the database is kept in DIR/db, persistence scratch in DIR/wkp1.
+    #[arg(long, env = "WEFTKIT_DATA", value_name = "DIR")]
+    data: PathBuf,
+    /// Storage engine of a new database (an existing one keeps its own).
+    #[arg(long, env = "WEFTKIT_MODE", value_enum, default_value = "lsm")]
+    mode: ModeArg,
+    /// Local durability of each acknowledged write.
+    #[arg(long, env = "WEFTKIT_SYNC", value_enum, default_value = "buffered")]
+    sync: SyncArg,
+    /// Region reported in table ARNs.
+    #[arg(long, env = "WEFTKIT_REGION", default_value = "us-east-1")]
+    region: String,
+    /// Access key id clients sign requests with (SigV4).
+    #[arg(long, env = "WEFTKIT_ACCESS_KEY_ID")]
+    access_key_id: Option<String>,
+    #[arg(long, env = "WEFTKIT_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// The secret comes only from the environment (or a file it names), never from a flag that
+/// would show in `ps`.
+fn credentials(access_key_id: Option<String>) -> anyhow::Result<Vec<Credentials>> {
+    let secret = match (
+        std::env::var("WEFTKIT_SECRET_ACCESS_KEY").ok(),
+        std::env::var("WEFTKIT_SECRET_ACCESS_KEY_FILE").ok(),
+    ) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "WEFTKIT_SECRET_ACCESS_KEY: set it or WEFTKIT_SECRET_ACCESS_KEY_FILE, not both"
+        ),
+        (Some(secret), None) => Some(secret),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("WEFTKIT_SECRET_ACCESS_KEY_FILE: read {path}: {e}"))?
+                .trim()
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    match (access_key_id, secret) {
+        (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
+            Ok(vec![Credentials { access_key_id: id, secret_access_key: secret }])
+        }
+        (None, None) => Ok(Vec::new()),
+        (Some(_), _) => {
+            anyhow::bail!("WEFTKIT_SECRET_ACCESS_KEY: required with WEFTKIT_ACCESS_KEY_ID")
+        }
+        (None, Some(_)) => {
+            anyhow::bail!("WEFTKIT_ACCESS_KEY_ID: required with WEFTKIT_SECRET_ACCESS_KEY")
+        }
+    }
+}
+
+fn config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
+    Ok(ServerConfig {
+        listen: args.listen,
+        data: args.data,
+        mode: match args.mode {
+            ModeArg::Lsm => Mode::Lsm,
+            ModeArg::Btree => Mode::Btree,
+        },
+        sync: match args.sync {
+            SyncArg::Buffered => SyncMode::Buffered,
+            SyncArg::Fsync => SyncMode::Fsync,
+        },
+        region: args.region,
+        credentials: credentials(args.access_key_id)?,
+        persist: PersistConfig::from_env()?,
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install the SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let Command::Serve(args) = Cli::parse().command;
+    init_logging(args.log_format);
+    let config = match config(args) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("weftkit-kv: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match bind(&config).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("weftkit-kv: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(config, listener, shutdown_signal()).await {
+        Ok(Exit::Clean) => ExitCode::SUCCESS,
+        Ok(Exit::Failed) => ExitCode::FAILURE,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("weftkit-kv: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
