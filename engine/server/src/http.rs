@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::dynamo::sigv4::{self, Credentials};
 use crate::dynamo::{DynamoError, Kind, Service};
-use crate::persist::Agent;
+use crate::persist::{Agent, PersistError};
 
 /// DynamoDB's request size limit.
 const MAX_REQUEST_BYTES: usize = 16 << 20;
@@ -54,6 +54,16 @@ impl AppState {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+    }
+
+    /// A newer writer owns the subtree. Writes accepted from now on could never be persisted,
+    /// so they are refused, and readiness fails so the orchestrator replaces this process.
+    pub async fn fence(&self, err: &PersistError) {
+        tracing::error!("{err}; refusing writes from now on");
+        self.set_unready("fenced");
+        if let Some(service) = self.service.get().cloned() {
+            let _ = tokio::task::spawn_blocking(move || service.close_writes()).await;
+        }
     }
 }
 
@@ -177,6 +187,11 @@ async fn persist_now(
     };
     match agent.tick(service.database()).await {
         Ok(pushed) => json_response(StatusCode::OK, json!({"pushed": pushed})),
-        Err(e) => json_response(StatusCode::BAD_GATEWAY, json!({"error": e.to_string()})),
+        Err(e) => {
+            if matches!(e, PersistError::Fenced { .. }) {
+                state.fence(&e).await;
+            }
+            json_response(StatusCode::BAD_GATEWAY, json!({"error": e.to_string()}))
+        }
     }
 }

@@ -261,12 +261,7 @@ async fn tick_loop(
                 tracing::debug!("nothing changed since the last persist");
             }
             Err(e @ PersistError::Fenced { .. }) => {
-                // A newer writer owns the subtree. Writes accepted from now on could never be
-                // persisted, so refuse them and let the orchestrator replace this process.
-                tracing::error!("{e}; refusing writes from now on");
-                state.set_unready("fenced");
-                let service = service.clone();
-                let _ = tokio::task::spawn_blocking(move || service.close_writes()).await;
+                state.fence(&e).await;
                 return;
             }
             Err(e) => {
