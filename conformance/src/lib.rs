@@ -11,9 +11,12 @@
 //! - [`session`]: signed (and deliberately mis-signed) requests, transcripts, protocol steps.
 //! - [`runner`]: selection, concurrency, deadlines, progress.
 //! - [`report`]: human, JSON and JUnit reports.
+//! - `e2e` (feature `e2e`): the end-to-end harness for the weftkit-kv engine.
 
 pub mod check;
 pub mod checks;
+#[cfg(feature = "e2e")]
+pub mod e2e;
 pub mod report;
 pub mod runner;
 pub mod session;

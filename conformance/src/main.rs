@@ -29,6 +29,33 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// End to end: an object store, the self-hosted function and the weftkit-kv engine as real
+    /// processes, through restore, persist, flush, crashes, a rolling deploy and an outage.
+    E2e(E2eArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct E2eArgs {
+    /// The weftkit-kv binary.
+    #[arg(long)]
+    engine: PathBuf,
+    /// The wkp1-selfhosted binary.
+    #[arg(long)]
+    function: PathBuf,
+    /// An s3s-fs binary: store through an S3 server it starts (default: a local directory).
+    #[arg(long)]
+    s3_server: Option<PathBuf>,
+    /// Where volumes, the store and logs go (default: a temporary directory, kept on failure).
+    #[arg(long)]
+    work: Option<PathBuf>,
+    /// Items in the first dataset.
+    #[arg(long, default_value_t = 600)]
+    items: i64,
+    /// Run only these scenarios (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -88,6 +115,14 @@ async fn main() -> ExitCode {
             list(format);
             ExitCode::SUCCESS
         }
+        Command::E2e(args) => match e2e_command(args).await {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(err) => {
+                eprintln!("wkp1-conformance e2e: {err:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Run(args) => match run_command(*args).await {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
@@ -175,4 +210,63 @@ async fn run_command(args: RunArgs) -> anyhow::Result<bool> {
         None => print!("{text}"),
     }
     Ok(report.conformant())
+}
+
+/// Runs the end-to-end scenarios; `Ok(false)` when one failed.
+#[cfg(feature = "e2e")]
+#[allow(clippy::print_stdout)]
+async fn e2e_command(args: E2eArgs) -> anyhow::Result<bool> {
+    use wkp1_conformance::e2e;
+    let temporary = match &args.work {
+        Some(_) => None,
+        None => Some(tempfile::Builder::new().prefix("wkp1-e2e-").tempdir()?),
+    };
+    let work = args
+        .work
+        .clone()
+        .unwrap_or_else(|| temporary.as_ref().expect("made above").path().to_path_buf());
+    let options = e2e::E2eOptions {
+        engine: args.engine,
+        function: args.function,
+        s3_server: args.s3_server,
+        work: work.clone(),
+        items: args.items,
+        only: args.only,
+    };
+    let store =
+        if options.s3_server.is_some() { "an S3 server (s3s-fs)" } else { "a local directory" };
+    if args.format == Format::Human {
+        eprintln!("wkp1-conformance e2e: engine, function and {store} in {}", work.display());
+    }
+    let reports = e2e::run(options).await?;
+    let passed = reports.iter().all(|r| r.passed);
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
+        _ => {
+            for r in &reports {
+                println!(
+                    "{} {:<16} {:>6.1}s  {}",
+                    if r.passed { "PASS" } else { "FAIL" },
+                    r.name,
+                    r.seconds,
+                    r.detail
+                );
+            }
+            println!(
+                "{} of {} scenarios passed",
+                reports.iter().filter(|r| r.passed).count(),
+                reports.len()
+            );
+        }
+    }
+    if !passed && let Some(dir) = temporary {
+        let kept = dir.keep();
+        eprintln!("logs and volumes kept in {}", kept.display());
+    }
+    Ok(passed)
+}
+
+#[cfg(not(feature = "e2e"))]
+async fn e2e_command(_args: E2eArgs) -> anyhow::Result<bool> {
+    anyhow::bail!("this build has no end-to-end harness: install with `--features e2e`")
 }
