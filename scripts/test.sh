@@ -21,15 +21,40 @@ step "test vectors against the independent Python reference"
 step "S3-compatible servers on 127.0.0.1"
 start_s3_servers
 
+# One feature set for every cargo command, so nothing is built twice.
+features=(--workspace --locked --features wkp1-conformance/e2e)
+
 step "lints"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy "${features[@]}" --all-targets -- -D warnings
 
 step "workspace tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run "${features[@]}" --no-fail-fast
 else
-  cargo test --workspace --locked --no-fail-fast
+  cargo test "${features[@]}" --no-fail-fast
 fi
-cargo test --workspace --locked --doc
+cargo test "${features[@]}" --doc
+
+step "binaries"
+cargo build "${features[@]}" --bins
+bin="$repo/target/debug"
+
+step "boto3 against weftkit-kv, and against moto's DynamoDB as the reference"
+kv_port=$(free_port)
+kv_data=$(mktemp -d)
+STARTED_DIRS+=("$kv_data")
+WEFTKIT_ACCESS_KEY_ID=AKIDBOTO3TEST WEFTKIT_SECRET_ACCESS_KEY=boto3-test-secret \
+  "$bin/weftkit-kv" serve --listen "127.0.0.1:$kv_port" --data "$kv_data" \
+  >"$CACHE/logs/weftkit-kv-boto3.log" 2>&1 &
+STARTED_PIDS+=($!)
+wait_http "$kv_port"
+WEFTKIT_TEST_ENDPOINT="http://127.0.0.1:$kv_port" WEFTKIT_TEST_ACCESS_KEY=AKIDBOTO3TEST \
+  WEFTKIT_TEST_SECRET_KEY=boto3-test-secret MOTO_ENDPOINT="$WKP1_TEST_S3_MOTO" \
+  "$VENV/bin/python" -m unittest -v engine/server/tests/boto3/test_dynamodb.py
+
+step "end to end: engine, function and store as processes (local directory, then S3)"
+"$bin/wkp1-conformance" e2e --engine "$bin/weftkit-kv" --function "$bin/wkp1-selfhosted"
+"$bin/wkp1-conformance" e2e --engine "$bin/weftkit-kv" --function "$bin/wkp1-selfhosted" \
+  --s3-server "$CACHE/tools/bin/s3s-fs"
 
 step "all tests passed"
