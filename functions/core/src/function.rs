@@ -62,6 +62,10 @@ impl<S: Store> Function<S> {
     /// Checks the configuration and builds the function.
     pub fn new(store: S, keys: KeyRing, config: FunctionConfig) -> Result<Self, String> {
         config.validate()?;
+        let limits = &config.limits;
+        if (limits.presign_upload || limits.presign_download) && !store.capabilities().presign {
+            return Err("presign_upload and presign_download need a store that presigns".into());
+        }
         if keys.is_empty() {
             return Err("the key ring is empty: no request could ever authenticate".into());
         }
@@ -178,5 +182,30 @@ impl<S: Store> Function<S> {
                 persist::handle(&ctx, endpoint, query, &parts.headers, body).await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use wkp1_protocol::KeyRing;
+
+    use super::*;
+    use crate::store::object_store::ObjectStoreBackend;
+
+    #[test]
+    fn presigned_limits_need_a_store_that_presigns() {
+        let store =
+            || ObjectStoreBackend::new(Arc::new(object_store::memory::InMemory::new()), false);
+        let keys = KeyRing::parse("k1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();
+        for (upload, download) in [(true, false), (false, true)] {
+            let mut config = FunctionConfig::default();
+            config.limits.presign_upload = upload;
+            config.limits.presign_download = download;
+            let err = Function::new(store(), keys.clone(), config).unwrap_err();
+            assert!(err.contains("presign"), "{err}");
+        }
+        assert!(Function::new(store(), keys, FunctionConfig::default()).is_ok());
     }
 }

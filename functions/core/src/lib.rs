@@ -16,6 +16,7 @@
 //! - `parts`: segment bytes as create-only part objects.
 //! - `retention`: the GC boundary.
 //! - `response`: response bodies and headers.
+//! - [`settings`] (feature `settings`): the flags every function binary shares.
 
 pub mod config;
 mod error;
@@ -28,6 +29,8 @@ mod response;
 mod restore;
 mod retention;
 mod rules;
+#[cfg(feature = "settings")]
+pub mod settings;
 pub mod store;
 
 pub use config::{Clock, FunctionConfig};

@@ -2,10 +2,12 @@
 
 use http::{Response, StatusCode};
 use wkp1_protocol::endpoint::{RestoreQuery, SegmentId};
-use wkp1_protocol::manifest::{PlannedSegment, RestorePlan, Retention, wkp_version};
+use wkp1_protocol::manifest::{
+    PlannedSegment, PresignedRange, RestorePlan, Retention, wkp_version,
+};
 use wkp1_protocol::{ErrorCode, ProtocolError};
 
-use crate::error::invalid;
+use crate::error::{internal, invalid, store_failed};
 use crate::function::Ctx;
 use crate::parts::{self, RequestBody};
 use crate::response::{self, ResponseBody};
@@ -50,6 +52,14 @@ async fn plan<S: Store>(
         (manifest, closed)
     };
     let grace_seconds = ctx.config().grace_seconds;
+    let mut chain = Vec::with_capacity(manifest.chain.len());
+    for entry in &manifest.chain {
+        chain.push(PlannedSegment {
+            segment: entry.segment,
+            generation: entry.generation,
+            download: presigned_downloads(ctx, &entry.segment.id, &entry.parts).await?,
+        });
+    }
     let body = RestorePlan {
         wkp_version: wkp_version(),
         subtree: ctx.subtree.clone(),
@@ -58,21 +68,38 @@ async fn plan<S: Store>(
         claimed: claim,
         previous_writer_closed,
         last_seq: manifest.last_seq,
-        chain: manifest
-            .chain
-            .iter()
-            .map(|e| PlannedSegment {
-                segment: e.segment,
-                generation: e.generation,
-                download: Vec::new(),
-            })
-            .collect(),
+        chain,
         superseded: retention::superseded(ctx).await?,
         limits: ctx.config().limits,
         retention: Retention { grace_seconds },
         valid_until: ctx.now + grace_seconds,
     };
     Ok(response::json(StatusCode::OK, &body, &ctx.request_id))
+}
+
+/// One presigned GET per stored part of a segment, when the function offers them (`LARGE-7`):
+/// the client then reads straight from the store, and no segment byte passes through the
+/// function.
+async fn presigned_downloads<S: Store>(
+    ctx: &Ctx<'_, S>,
+    id: &SegmentId,
+    parts: &[u64],
+) -> Result<Vec<PresignedRange>, ProtocolError> {
+    let config = ctx.config();
+    if !config.limits.presign_download {
+        return Ok(Vec::new());
+    }
+    let mut ranges = Vec::with_capacity(parts.len());
+    for (offset, length, key) in ctx.layout.parts(id, parts) {
+        let request = ctx
+            .store()
+            .presign_get(&key, config.presign_expiry_seconds)
+            .await
+            .map_err(|e| store_failed("presign segment download", e))?
+            .ok_or_else(|| internal("the store cannot presign although presign_download is set"))?;
+        ranges.push(PresignedRange { offset, length, request });
+    }
+    Ok(ranges)
 }
 
 /// Streams bytes of one segment (`LARGE-6`, `REST-5`).

@@ -120,6 +120,18 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         let _ = (key, expires_in_secs);
         async { Ok(None) }
     }
+
+    /// A presigned GET of the whole object `key`, valid for `expires_in_secs`, when the store
+    /// offers it (`LARGE-7`).
+    fn presign_get(
+        &self,
+        key: &str,
+        expires_in_secs: u64,
+    ) -> impl Future<Output = Result<Option<wkp1_protocol::manifest::PresignedRequest>, StoreError>> + Send
+    {
+        let _ = (key, expires_in_secs);
+        async { Ok(None) }
+    }
 }
 
 /// Attempts of a create-only write whose outcome was unknown (timeout, dropped connection).
