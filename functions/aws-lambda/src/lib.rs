@@ -1,0 +1,31 @@
+//! # wkp1-aws-lambda
+//!
+//! The WKP-1 function on AWS Lambda, behind a Function URL or an API Gateway HTTP API, storing
+//! in S3. Everything WKP-1 requires lives in [`wkp1_function`]; this crate is the Lambda
+//! trigger and the S3 store.
+//!
+//! # Layout
+//!
+//! - [`settings`]: environment variables.
+//! - [`s3`]: the core's `Store` over `aws-sdk-s3`, with presigned URLs.
+//! - [`keys`]: the key ring from the environment or Secrets Manager, cached across warm
+//!   invocations.
+//! - [`handler`]: one event through the core, binary bodies intact both ways.
+//! - `testing` (feature `testing`): a local Lambda runtime that turns HTTP into Function URL
+//!   events, to drive the real binary in tests.
+
+pub mod handler;
+pub mod keys;
+pub mod s3;
+pub mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use handler::LambdaFunction;
+
+/// An S3 client from the environment (the Lambda's role, region and, for tests,
+/// `AWS_ENDPOINT_URL_S3`).
+pub fn s3_client(sdk: &aws_config::SdkConfig, force_path_style: bool) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(force_path_style).build();
+    aws_sdk_s3::Client::from_conf(config)
+}

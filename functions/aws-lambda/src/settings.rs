@@ -1,0 +1,88 @@
+//! Configuration, from environment variables only (a Lambda has no command line).
+
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, ValueEnum};
+use wkp1_function::FunctionConfig;
+use wkp1_function::settings::FunctionSettings;
+
+/// The Lambda's inline limit: 6 MB of invocation payload carries about 4.5 MB of binary after
+/// base64 (4/3) and the event's envelope (`LARGE-1`).
+pub const LAMBDA_INLINE_BYTES: u64 = 4_500_000;
+
+/// WKP-1 function for AWS Lambda, storing in S3. Every setting is an environment variable.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "wkp1-lambda", version)]
+pub struct Settings {
+    /// The bucket state is kept in.
+    #[arg(long, env = "WKP1_BUCKET")]
+    pub bucket: String,
+
+    #[command(flatten)]
+    pub function: FunctionSettings,
+
+    /// Secrets Manager secret (name or ARN) holding the keys, one `KEY_ID SECRET` line each;
+    /// instead of WKP1_KEYS / WKP1_KEYS_FILE.
+    #[arg(long, env = "WKP1_KEYS_SECRET")]
+    pub keys_secret: Option<String>,
+
+    /// Seconds a warm instance keeps the keys read from Secrets Manager before reading them
+    /// again (rotation reaches warm instances within this).
+    #[arg(long, env = "WKP1_KEYS_REFRESH_SECONDS", default_value_t = 300)]
+    pub keys_refresh_seconds: u64,
+
+    /// Presigned S3 URLs for large segments, both ways (`LARGE-4`, `LARGE-7`); with `false`
+    /// they go through the function in parts of at most WKP1_MAX_INLINE_BYTES.
+    #[arg(long, env = "WKP1_PRESIGN", default_value_t = true, action = ArgAction::Set)]
+    pub presign: bool,
+
+    /// Path-style S3 addressing (`endpoint/bucket/key`), for S3-compatible servers.
+    #[arg(long, env = "WKP1_S3_FORCE_PATH_STYLE", default_value_t = false, action = ArgAction::Set)]
+    pub s3_force_path_style: bool,
+
+    /// Log format; CloudWatch reads JSON.
+    #[arg(long, env = "WKP1_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Settings {
+    /// Reads the environment. A Lambda has no command line, so errors name the variables,
+    /// not the flags clap would print.
+    pub fn from_env() -> Result<Self, String> {
+        Self::try_parse_from(["wkp1-lambda"]).map_err(|err| {
+            let rendered = err.to_string();
+            let mut message = rendered.split("\n\n").next().unwrap_or_default().trim().to_owned();
+            let command = <Self as clap::CommandFactory>::command();
+            for arg in command.get_arguments() {
+                let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else { continue };
+                let env = env.to_string_lossy();
+                for value in arg.get_value_names().unwrap_or_default() {
+                    message = message.replace(&format!("--{long} <{value}>"), &env);
+                }
+                message = message.replace(&format!("--{long}"), &env);
+            }
+            message.trim_start_matches("error: ").to_owned()
+        })
+    }
+
+    pub fn keys_refresh(&self) -> Duration {
+        Duration::from_secs(self.keys_refresh_seconds)
+    }
+
+    /// The function configuration: Lambda's limits, then the shared settings on top.
+    pub fn function_config(&self) -> anyhow::Result<FunctionConfig> {
+        let mut base = FunctionConfig::default();
+        base.limits.max_inline_bytes = LAMBDA_INLINE_BYTES;
+        base.limits.max_response_bytes = LAMBDA_INLINE_BYTES;
+        base.limits.presign_upload = self.presign;
+        base.limits.presign_download = self.presign;
+        base.part_size = LAMBDA_INLINE_BYTES;
+        self.function.function_config(base, "").map_err(anyhow::Error::msg)
+    }
+}

@@ -1,0 +1,110 @@
+//! Configuration of the real binary: keys from Secrets Manager (moto's, on loopback) with
+//! rotation reaching a warm instance, and start-up errors that name the variable at fault.
+
+#[macro_use]
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{S3, client};
+use wkp1_client::ClientError;
+use wkp1_selfhosted::testing;
+
+fn secrets_client(s3: &S3) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&s3.sdk_config())
+}
+
+fn key_line(key_id: &str) -> String {
+    let secret =
+        if key_id == testing::KEY_ID { testing::secret() } else { testing::second_secret() };
+    format!("{key_id} {}\n", secret.to_base64())
+}
+
+async fn refused_with(url: &str, key_id: &str) -> Option<u16> {
+    match client(url, "keys", key_id).plan(false).await {
+        Ok(_) => None,
+        Err(ClientError::Refused { status, .. }) => Some(status),
+        Err(other) => panic!("unexpected failure: {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_come_from_secrets_manager_and_rotation_reaches_warm_instances() {
+    // Only moto's server speaks Secrets Manager.
+    let Some(s3) = S3::server("moto") else { return };
+    let name = format!("wkp1-keys-{:08x}", rand::random::<u32>());
+    let secrets = secrets_client(&s3);
+    secrets
+        .create_secret()
+        .name(&name)
+        .secret_string(key_line(testing::KEY_ID))
+        .send()
+        .await
+        .unwrap();
+
+    let mut lambda = s3
+        .lambda(
+            &[("WKP1_KEYS", ""), ("WKP1_KEYS_SECRET", &name), ("WKP1_KEYS_REFRESH_SECONDS", "1")],
+            1,
+        )
+        .await;
+    assert_eq!(refused_with(&lambda.url, testing::KEY_ID).await, None);
+    assert_eq!(refused_with(&lambda.url, testing::SECOND_KEY_ID).await, Some(401));
+
+    // Rotate: the new key only. The warm instance picks it up after the refresh interval.
+    secrets
+        .put_secret_value()
+        .secret_id(&name)
+        .secret_string(key_line(testing::SECOND_KEY_ID))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(refused_with(&lambda.url, testing::SECOND_KEY_ID).await, None);
+    assert_eq!(refused_with(&lambda.url, testing::KEY_ID).await, Some(401));
+    assert!(lambda.running(), "the same instance served throughout");
+
+    let logs = lambda.logs();
+    assert!(logs.contains("key ring rotated"), "{logs}");
+    for secret in [testing::secret(), testing::second_secret()] {
+        assert!(!logs.contains(&secret.to_base64()), "a secret reached the logs");
+    }
+}
+
+/// Starts the binary with the test environment, minus `unset`, plus `set`; it must stop
+/// before asking the runtime API for work.
+fn start_binary(s3: &S3, unset: Option<&str>, set: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wkp1-lambda"))
+        .env_clear()
+        .envs(s3.lambda_env(set).into_iter().filter(|(k, _)| Some(k.as_str()) != unset))
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configuration_stops_the_start_naming_what_is_wrong() {
+    let Some(s3) = S3::server("moto") else { return };
+    // (variable unset, variables set, exit code, what the message must name)
+    type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], i32, &'a str);
+    let cases: [Case<'_>; 5] = [
+        (Some("WKP1_BUCKET"), &[], 2, "WKP1_BUCKET"),
+        (None, &[("WKP1_PRESIGN", "sometimes")], 2, "WKP1_PRESIGN"),
+        (None, &[("WKP1_KEYS", "")], 1, "WKP1_KEYS_SECRET"),
+        (None, &[("WKP1_KEYS", "k1 not-base64!")], 1, "WKP1_KEYS"),
+        (
+            None,
+            &[("WKP1_KEYS", ""), ("WKP1_KEYS_SECRET", "wkp1-no-such-secret")],
+            1,
+            "wkp1-no-such-secret",
+        ),
+    ];
+    for (unset, set, code, named) in cases {
+        let output = start_binary(&s3, unset, set);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{unset:?} {set:?}: {stderr}");
+        assert!(stderr.contains(named), "{unset:?} {set:?} must name {named}: {stderr}");
+        assert!(!stderr.contains(&testing::secret().to_base64()), "a secret reached the logs");
+    }
+}
