@@ -24,3 +24,6 @@ cargo bench --locked -p weftkit-kv-server --bench persistence
 
 step "server: DynamoDB API latency and throughput over loopback"
 cargo bench --locked -p weftkit-kv-server --bench api
+
+step "AWS Lambda function: cold start through the local Lambda runtime"
+cargo bench --locked -p wkp1-aws-lambda --bench cold_start

@@ -55,6 +55,17 @@ ensure_s3s() {
   fi
 }
 
+# cargo-lambda 1.9.2 (with zig, for Lambda's glibc) in its own virtual environment: it is
+# large, and only the packaging step needs it. Puts it on PATH for `cargo lambda`.
+ensure_cargo_lambda() {
+  local venv="$CACHE/cargo-lambda"
+  if [ ! -x "$venv/bin/cargo-lambda" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check cargo-lambda==1.9.2
+  fi
+  export PATH="$venv/bin:$PATH"
+}
+
 # Creates bucket $2 on the S3 server at $1.
 create_bucket() {
   "$VENV/bin/python" - "$1" "$2" <<'PY'

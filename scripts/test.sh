@@ -39,6 +39,11 @@ step "binaries"
 cargo build "${features[@]}" --bins
 bin="$repo/target/debug"
 
+step "AWS Lambda package: cargo lambda build (x86_64 bootstrap zip)"
+ensure_cargo_lambda
+cargo lambda build --profile lambda --output-format zip -p wkp1-aws-lambda --locked
+ls -l target/lambda/wkp1-lambda/bootstrap.zip
+
 step "boto3 against weftkit-kv, and against moto's DynamoDB as the reference"
 kv_port=$(free_port)
 kv_data=$(mktemp -d)
