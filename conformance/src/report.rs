@@ -102,6 +102,15 @@ impl Report {
         self.summary.must_failed == 0
     }
 
+    /// One line per check that did not pass: id, outcome and why.
+    pub fn not_passed(&self) -> Vec<String> {
+        self.results
+            .iter()
+            .filter(|r| r.outcome != Outcome::Pass)
+            .map(|r| format!("{} {:?}: {}", r.id, r.outcome, r.message.as_deref().unwrap_or("")))
+            .collect()
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("reports serialize")
     }

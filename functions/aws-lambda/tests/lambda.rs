@@ -16,7 +16,7 @@ use wkp1_aws_lambda::keys::KeySource;
 use wkp1_aws_lambda::s3::S3Store;
 use wkp1_aws_lambda::settings::{LogFormat, Settings};
 use wkp1_aws_lambda::testing::function_url_event;
-use wkp1_conformance::{Outcome, RunOptions, Target, checks, run};
+use wkp1_conformance::{RunOptions, Target, checks, run};
 use wkp1_function::settings::FunctionSettings;
 use wkp1_protocol::manifest::RestorePlan;
 use wkp1_protocol::segment::{SegmentHeader, encode_segment};
@@ -120,11 +120,8 @@ async fn events_carry_binary_bodies_both_ways(s3: S3) {
 }
 
 async fn conformance_kit_passes_through_the_lambda_runtime(s3: S3) {
-    // Four warm instances share the bucket, as a Lambda under concurrent requests does. Keys
-    // are kept short (a one-letter prefix; the kit's random instance isolates the run):
-    // s3s-fs names a file after the base64 of each key, and file names stop at 255 bytes.
-    let presign = if s3.name == "s3s" { "false" } else { "true" };
-    let lambda = s3.lambda(&[("WKP1_PREFIX", "c"), ("WKP1_PRESIGN", presign)], 4).await;
+    // Four warm instances share the bucket, as a Lambda under concurrent requests does.
+    let lambda = s3.lambda(&[], 4).await;
     let target = Target {
         base_url: lambda.url.parse().unwrap(),
         key_id: KeyId::new(testing::KEY_ID).unwrap(),
@@ -137,12 +134,7 @@ async fn conformance_kit_passes_through_the_lambda_runtime(s3: S3) {
     };
     let report =
         run(target, checks::all(), &RunOptions { concurrency: 4, ..RunOptions::default() }).await;
-    let failed: Vec<String> = report
-        .results
-        .iter()
-        .filter(|r| r.outcome != Outcome::Pass)
-        .map(|r| format!("{} {:?}: {}", r.id, r.outcome, r.message.clone().unwrap_or_default()))
-        .collect();
+    let failed = report.not_passed();
     assert!(
         failed.is_empty(),
         "against {}:\n{}\n\nlogs:\n{}",
@@ -219,9 +211,16 @@ async fn a_body_above_the_inline_limit_is_refused_before_storing(s3: S3) {
     );
 }
 
+// Not on s3s-fs: it names a side file after the base64 of each key, so keys longer than about
+// 150 bytes (the kit's subtree names make them) fail there with 500 after the object is stored.
+mod kit {
+    use super::conformance_kit_passes_through_the_lambda_runtime;
+    for_every_s3!(@server moto; conformance_kit_passes_through_the_lambda_runtime);
+    for_every_s3!(@server minio; conformance_kit_passes_through_the_lambda_runtime);
+}
+
 for_every_s3!(
     events_carry_binary_bodies_both_ways,
-    conformance_kit_passes_through_the_lambda_runtime,
     large_state_of_64_mb_goes_through_presigned_urls,
     large_state_goes_through_parts_without_presigning,
     a_body_above_the_inline_limit_is_refused_before_storing,
