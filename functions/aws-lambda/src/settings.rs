@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser};
 use wkp1_function::FunctionConfig;
 use wkp1_function::settings::FunctionSettings;
+pub use wkp1_function::settings::LogFormat;
 
 /// The Lambda's inline limit: 6 MB of invocation payload carries about 4.5 MB of binary after
 /// base64 (4/3) and the event's envelope (`LARGE-1`).
@@ -43,12 +44,6 @@ pub struct Settings {
     /// Log format; CloudWatch reads JSON.
     #[arg(long, env = "WKP1_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 impl Settings {

@@ -47,6 +47,13 @@ pub struct FunctionSettings {
     pub grace_seconds: Option<u64>,
 }
 
+/// How a function binary writes its logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 impl FunctionSettings {
     /// The key ring from `--keys-file` and/or `--keys`, or `None` when neither is set. Errors
     /// name the source, never a secret.

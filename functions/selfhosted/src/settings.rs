@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 
 use anyhow::bail;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use wkp1_function::FunctionConfig;
 use wkp1_function::settings::FunctionSettings;
+pub use wkp1_function::settings::LogFormat;
 use wkp1_protocol::KeyRing;
 
 /// Self-hosted WKP-1 function: restore, persist and flush over a local directory or any
@@ -31,12 +32,6 @@ pub struct Settings {
     /// Log format.
     #[arg(long, env = "WKP1_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 impl Settings {
