@@ -1,6 +1,7 @@
-//! Where the HMAC key ring comes from: the environment, or AWS Secrets Manager, read at cold
-//! start and again once the cached copy is older than the refresh interval, so a rotation
-//! reaches warm instances without a redeploy and most invocations cost no Secrets Manager call.
+//! Where the HMAC key ring comes from: the environment, a Secrets Manager secret, or an SSM
+//! Parameter Store parameter (a `SecureString`). A remote ring is read at cold start and again
+//! once the cached copy is older than the refresh interval, so a rotation reaches warm
+//! instances without a redeploy, and most invocations make no call for it.
 
 use std::time::{Duration, Instant};
 
@@ -11,9 +12,16 @@ use wkp1_protocol::KeyRing;
 #[derive(Debug)]
 pub struct Loaded {
     pub keys: KeyRing,
-    /// The secret's text, to tell a rotation from a re-read of the same keys.
+    /// The stored text, to tell a rotation from a re-read of the same keys.
     pub text: String,
     pub at: Instant,
+}
+
+/// A service that stores the keys as text, one `KEY_ID SECRET` line each.
+#[derive(Debug)]
+pub enum Remote {
+    SecretsManager { client: aws_sdk_secretsmanager::Client, secret_id: String },
+    Parameter { client: aws_sdk_ssm::Client, name: String },
 }
 
 /// Where keys come from.
@@ -21,53 +29,69 @@ pub struct Loaded {
 pub enum KeySource {
     /// `WKP1_KEYS` / `WKP1_KEYS_FILE`: fixed for the life of the deployment.
     Static(KeyRing),
-    /// A Secrets Manager secret whose `SecretString` is in the keys-file format.
-    SecretsManager { client: aws_sdk_secretsmanager::Client, secret_id: String, refresh: Duration },
+    /// Read from a service, and again every `refresh`.
+    Remote { remote: Remote, refresh: Duration },
+}
+
+impl Remote {
+    /// What the variable names, for messages.
+    fn describe(&self) -> String {
+        match self {
+            Self::SecretsManager { secret_id, .. } => format!("Secrets Manager secret {secret_id}"),
+            Self::Parameter { name, .. } => format!("SSM parameter {name}"),
+        }
+    }
+
+    /// The stored text. Errors name the source, never its contents.
+    async fn fetch(&self) -> anyhow::Result<String> {
+        let text = match self {
+            Self::SecretsManager { client, secret_id } => {
+                client
+                    .get_secret_value()
+                    .secret_id(secret_id)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))?
+                    .secret_string
+            }
+            Self::Parameter { client, name } => client
+                .get_parameter()
+                .name(name)
+                .with_decryption(true)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))?
+                .parameter
+                .and_then(|p| p.value),
+        };
+        text.ok_or_else(|| anyhow::anyhow!("it holds no text"))
+    }
 }
 
 impl KeySource {
-    pub fn secrets_manager(
-        client: aws_sdk_secretsmanager::Client,
-        secret_id: impl Into<String>,
-        refresh: Duration,
-    ) -> Self {
-        Self::SecretsManager { client, secret_id: secret_id.into(), refresh }
-    }
-
-    /// Reads the key ring. Errors name the secret, never its contents.
+    /// Reads the key ring. Errors name the source, never its contents.
     pub async fn load(&self) -> anyhow::Result<Loaded> {
-        match self {
+        let remote = match self {
             Self::Static(keys) => {
-                Ok(Loaded { keys: keys.clone(), text: String::new(), at: Instant::now() })
+                return Ok(Loaded { keys: keys.clone(), text: String::new(), at: Instant::now() });
             }
-            Self::SecretsManager { client, secret_id, .. } => {
-                let output =
-                    client.get_secret_value().secret_id(secret_id).send().await.map_err(|e| {
-                        anyhow::anyhow!(
-                            "read keys from Secrets Manager secret {secret_id}: {}",
-                            DisplayErrorContext(&e)
-                        )
-                    })?;
-                let text = output.secret_string().ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "Secrets Manager secret {secret_id} has no SecretString; store the keys as \
-                         text, one `KEY_ID SECRET` line each"
-                    )
-                })?;
-                let keys = KeyRing::parse(text).map_err(|e| {
-                    anyhow::anyhow!("parse keys of Secrets Manager secret {secret_id}: {e}")
-                })?;
-                anyhow::ensure!(!keys.is_empty(), "Secrets Manager secret {secret_id} has no keys");
-                Ok(Loaded { keys, text: text.to_owned(), at: Instant::now() })
-            }
-        }
+            Self::Remote { remote, .. } => remote,
+        };
+        let source = remote.describe();
+        let text =
+            remote.fetch().await.map_err(|e| anyhow::anyhow!("read keys from {source}: {e}"))?;
+        let keys = KeyRing::parse(&text).map_err(|e| {
+            anyhow::anyhow!("parse keys of {source} (one `KEY_ID SECRET` line per key): {e}")
+        })?;
+        anyhow::ensure!(!keys.is_empty(), "{source} has no keys");
+        Ok(Loaded { keys, text, at: Instant::now() })
     }
 
     /// Whether keys read at `at` are due for a re-read.
     pub fn is_stale(&self, at: Instant) -> bool {
         match self {
             Self::Static(_) => false,
-            Self::SecretsManager { refresh, .. } => at.elapsed() >= *refresh,
+            Self::Remote { refresh, .. } => at.elapsed() >= *refresh,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use lambda_http::{Request, service_fn};
 use tracing_subscriber::EnvFilter;
-use wkp1_aws_lambda::keys::KeySource;
+use wkp1_aws_lambda::keys::{KeySource, Remote};
 use wkp1_aws_lambda::s3::S3Store;
 use wkp1_aws_lambda::settings::{LogFormat, Settings};
 use wkp1_aws_lambda::{LambdaFunction, s3_client};
@@ -39,17 +39,23 @@ async fn start(settings: &Settings) -> anyhow::Result<LambdaFunction> {
     let config = settings.function_config()?;
     let sdk = aws_config::load_from_env().await;
     let store = S3Store::new(s3_client(&sdk, settings.s3_force_path_style), &settings.bucket);
-    let keys = match &settings.keys_secret {
-        Some(secret_id) => KeySource::secrets_manager(
-            aws_sdk_secretsmanager::Client::new(&sdk),
-            secret_id,
-            settings.keys_refresh(),
-        ),
+    let remote = match (&settings.keys_secret, &settings.keys_parameter) {
+        (Some(secret_id), _) => Some(Remote::SecretsManager {
+            client: aws_sdk_secretsmanager::Client::new(&sdk),
+            secret_id: secret_id.clone(),
+        }),
+        (None, Some(name)) => {
+            Some(Remote::Parameter { client: aws_sdk_ssm::Client::new(&sdk), name: name.clone() })
+        }
+        (None, None) => None,
+    };
+    let keys = match remote {
+        Some(remote) => KeySource::Remote { remote, refresh: settings.keys_refresh() },
         None => match settings.function.local_key_ring().map_err(anyhow::Error::msg)? {
             Some(keys) => KeySource::Static(keys),
             None => anyhow::bail!(
-                "no keys configured: set WKP1_KEYS_SECRET (Secrets Manager), WKP1_KEYS or \
-                 WKP1_KEYS_FILE"
+                "no keys configured: set WKP1_KEYS_SECRET (Secrets Manager), \
+                 WKP1_KEYS_PARAMETER (SSM), WKP1_KEYS or WKP1_KEYS_FILE"
             ),
         },
     };

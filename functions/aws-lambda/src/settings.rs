@@ -24,11 +24,16 @@ pub struct Settings {
 
     /// Secrets Manager secret (name or ARN) holding the keys, one `KEY_ID SECRET` line each;
     /// instead of WKP1_KEYS / WKP1_KEYS_FILE.
-    #[arg(long, env = "WKP1_KEYS_SECRET")]
+    #[arg(long, env = "WKP1_KEYS_SECRET", conflicts_with = "keys_parameter")]
     pub keys_secret: Option<String>,
 
-    /// Seconds a warm instance keeps the keys read from Secrets Manager before reading them
-    /// again (rotation reaches warm instances within this).
+    /// SSM Parameter Store parameter (name or ARN, a `SecureString`) holding the keys, in the
+    /// same format; instead of WKP1_KEYS / WKP1_KEYS_FILE.
+    #[arg(long, env = "WKP1_KEYS_PARAMETER")]
+    pub keys_parameter: Option<String>,
+
+    /// Seconds a warm instance keeps the keys read from Secrets Manager or SSM before reading
+    /// them again (rotation reaches warm instances within this).
     #[arg(long, env = "WKP1_KEYS_REFRESH_SECONDS", default_value_t = 300)]
     pub keys_refresh_seconds: u64,
 
@@ -54,8 +59,13 @@ impl Settings {
             let rendered = err.to_string();
             let mut message = rendered.split("\n\n").next().unwrap_or_default().trim().to_owned();
             let command = <Self as clap::CommandFactory>::command();
-            for arg in command.get_arguments() {
-                let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else { continue };
+            let mut args: Vec<_> = command
+                .get_arguments()
+                .filter_map(|arg| Some((arg, arg.get_long()?, arg.get_env()?)))
+                .collect();
+            // Longest first, so that `--keys` does not rewrite the start of `--keys-secret`.
+            args.sort_by_key(|(_, long, _)| std::cmp::Reverse(long.len()));
+            for (arg, long, env) in args {
                 let env = env.to_string_lossy();
                 for value in arg.get_value_names().unwrap_or_default() {
                     message = message.replace(&format!("--{long} <{value}>"), &env);

@@ -11,8 +11,53 @@ use common::{S3, client};
 use wkp1_client::ClientError;
 use wkp1_selfhosted::testing;
 
-fn secrets_client(s3: &S3) -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::new(&s3.sdk_config())
+/// A place the keys are stored, in moto's server.
+#[derive(Debug, Clone, Copy)]
+enum Store {
+    SecretsManager,
+    Parameter,
+}
+
+impl Store {
+    /// The variable that names the place.
+    fn variable(self) -> &'static str {
+        match self {
+            Self::SecretsManager => "WKP1_KEYS_SECRET",
+            Self::Parameter => "WKP1_KEYS_PARAMETER",
+        }
+    }
+
+    /// Creates the place `name` holding `text`, or replaces its text.
+    async fn put(self, s3: &S3, name: &str, text: String, create: bool) {
+        let sdk = s3.sdk_config();
+        match self {
+            Self::SecretsManager => {
+                let client = aws_sdk_secretsmanager::Client::new(&sdk);
+                if create {
+                    client.create_secret().name(name).secret_string(text).send().await.unwrap();
+                } else {
+                    client
+                        .put_secret_value()
+                        .secret_id(name)
+                        .secret_string(text)
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+            Self::Parameter => {
+                aws_sdk_ssm::Client::new(&sdk)
+                    .put_parameter()
+                    .name(name)
+                    .value(text)
+                    .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+                    .overwrite(!create)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
 }
 
 fn key_line(key_id: &str) -> String {
@@ -29,23 +74,15 @@ async fn refused_with(url: &str, key_id: &str) -> Option<u16> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_come_from_secrets_manager_and_rotation_reaches_warm_instances() {
-    // Only moto's server speaks Secrets Manager.
+async fn rotation_reaches_a_warm_instance(store: Store) {
+    // Only moto's server speaks Secrets Manager and SSM.
     let Some(s3) = S3::server("moto") else { return };
     let name = format!("wkp1-keys-{:08x}", rand::random::<u32>());
-    let secrets = secrets_client(&s3);
-    secrets
-        .create_secret()
-        .name(&name)
-        .secret_string(key_line(testing::KEY_ID))
-        .send()
-        .await
-        .unwrap();
+    store.put(&s3, &name, key_line(testing::KEY_ID), true).await;
 
     let mut lambda = s3
         .lambda(
-            &[("WKP1_KEYS", ""), ("WKP1_KEYS_SECRET", &name), ("WKP1_KEYS_REFRESH_SECONDS", "1")],
+            &[("WKP1_KEYS", ""), (store.variable(), &name), ("WKP1_KEYS_REFRESH_SECONDS", "1")],
             1,
         )
         .await;
@@ -53,13 +90,7 @@ async fn keys_come_from_secrets_manager_and_rotation_reaches_warm_instances() {
     assert_eq!(refused_with(&lambda.url, testing::SECOND_KEY_ID).await, Some(401));
 
     // Rotate: the new key only. The warm instance picks it up after the refresh interval.
-    secrets
-        .put_secret_value()
-        .secret_id(&name)
-        .secret_string(key_line(testing::SECOND_KEY_ID))
-        .send()
-        .await
-        .unwrap();
+    store.put(&s3, &name, key_line(testing::SECOND_KEY_ID), false).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(refused_with(&lambda.url, testing::SECOND_KEY_ID).await, None);
     assert_eq!(refused_with(&lambda.url, testing::KEY_ID).await, Some(401));
@@ -70,6 +101,16 @@ async fn keys_come_from_secrets_manager_and_rotation_reaches_warm_instances() {
     for secret in [testing::secret(), testing::second_secret()] {
         assert!(!logs.contains(&secret.to_base64()), "a secret reached the logs");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_from_secrets_manager_rotate_into_a_warm_instance() {
+    rotation_reaches_a_warm_instance(Store::SecretsManager).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_from_ssm_parameter_store_rotate_into_a_warm_instance() {
+    rotation_reaches_a_warm_instance(Store::Parameter).await;
 }
 
 /// Starts the binary with the test environment, minus `unset`, plus `set`; it must stop
@@ -88,7 +129,7 @@ async fn bad_configuration_stops_the_start_naming_what_is_wrong() {
     let Some(s3) = S3::server("moto") else { return };
     // (variable unset, variables set, exit code, what the message must name)
     type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], i32, &'a str);
-    let cases: [Case<'_>; 5] = [
+    let cases: [Case<'_>; 7] = [
         (Some("WKP1_BUCKET"), &[], 2, "WKP1_BUCKET"),
         (None, &[("WKP1_PRESIGN", "sometimes")], 2, "WKP1_PRESIGN"),
         (None, &[("WKP1_KEYS", "")], 1, "WKP1_KEYS_SECRET"),
@@ -98,6 +139,18 @@ async fn bad_configuration_stops_the_start_naming_what_is_wrong() {
             &[("WKP1_KEYS", ""), ("WKP1_KEYS_SECRET", "wkp1-no-such-secret")],
             1,
             "wkp1-no-such-secret",
+        ),
+        (
+            None,
+            &[("WKP1_KEYS", ""), ("WKP1_KEYS_PARAMETER", "wkp1-no-such-parameter")],
+            1,
+            "wkp1-no-such-parameter",
+        ),
+        (
+            None,
+            &[("WKP1_KEYS_SECRET", "a"), ("WKP1_KEYS_PARAMETER", "b")],
+            2,
+            "WKP1_KEYS_PARAMETER",
         ),
     ];
     for (unset, set, code, named) in cases {

@@ -33,6 +33,7 @@ async fn in_process(s3: &S3, configure: impl FnOnce(&mut Settings)) -> LambdaFun
         bucket: s3.bucket.clone(),
         function: FunctionSettings { prefix: s3.prefix.clone(), ..FunctionSettings::default() },
         keys_secret: None,
+        keys_parameter: None,
         keys_refresh_seconds: 300,
         presign: true,
         s3_force_path_style: true,
