@@ -66,6 +66,6 @@ async fn main() {
         ms(first),
         first.as_secs_f64() / warm.as_secs_f64()
     );
-    println!("| warm restore plan (baseline) | {} | 1x |", ms(warm));
+    println!("| warm restore plan (baseline) | {} | 1.0x |", ms(warm));
     println!("| binary size | {:.1} MB | |", std::fs::metadata(binary).unwrap().len() as f64 / 1e6);
 }
