@@ -53,15 +53,25 @@ impl LambdaFunction {
         let mut current = self.current.lock().await;
         if self.keys.is_stale(current.loaded.at) {
             match self.keys.load().await {
-                Ok(loaded) if loaded.text == current.loaded.text => current.loaded.at = loaded.at,
+                Ok(loaded) if loaded.digest == current.loaded.digest => {
+                    current.loaded.at = loaded.at;
+                }
                 Ok(loaded) => match build(&self.store, &self.config, &loaded) {
                     Ok(function) => {
                         tracing::info!(keys = loaded.keys.len(), "key ring rotated");
                         *current = Current { function, loaded };
                     }
-                    Err(err) => tracing::error!("keeping the previous keys: {err:#}"),
+                    Err(err) => {
+                        tracing::error!("keeping the previous keys: {err:#}");
+                        current.loaded.at = loaded.at;
+                    }
                 },
-                Err(err) => tracing::error!("keeping the previous keys: {err:#}"),
+                Err(err) => {
+                    // Try again after another interval, not on every request while the
+                    // service is down.
+                    tracing::error!("keeping the previous keys: {err:#}");
+                    current.loaded.at = std::time::Instant::now();
+                }
             }
         }
         current.function.clone()
@@ -88,19 +98,28 @@ impl LambdaFunction {
                 // A segment stream broke off mid-way: the status line is already decided, so
                 // the only honest answer is a failure the client retries.
                 tracing::error!("response body failed: {err}");
+                let request_id = parts
+                    .headers
+                    .get(wkp1_protocol::headers::REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
                 let error = ProtocolError::new(
                     ErrorCode::StoreUnavailable,
                     "the segment could not be read from the store; retry",
-                );
-                let mut response = Response::new(Body::Text(
-                    serde_json::to_string(&error.to_body()).unwrap_or_default(),
-                ));
-                *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
-                response.headers_mut().insert(
+                )
+                .request_id(&request_id);
+                parts.status = http::StatusCode::from_u16(error.status())
+                    .unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE);
+                parts.headers.insert(
                     http::header::CONTENT_TYPE,
                     http::HeaderValue::from_static(JSON_MEDIA_TYPE),
                 );
-                return response;
+                parts
+                    .headers
+                    .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                let body = serde_json::to_string(&error.to_body()).unwrap_or_default();
+                return Response::from_parts(parts, Body::Text(body));
             }
         };
         let binary = parts
@@ -110,9 +129,9 @@ impl LambdaFunction {
         let body = if bytes.is_empty() {
             Body::Empty
         } else if binary {
-            Body::Binary(bytes.to_vec())
+            Body::Binary(Vec::from(bytes))
         } else {
-            match String::from_utf8(bytes.to_vec()) {
+            match String::from_utf8(Vec::from(bytes)) {
                 Ok(text) => Body::Text(text),
                 Err(err) => Body::Binary(err.into_bytes()),
             }

@@ -6,14 +6,16 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use sha2::{Digest, Sha256};
 use wkp1_protocol::KeyRing;
 
 /// A key ring and the moment it was read.
 #[derive(Debug)]
 pub struct Loaded {
     pub keys: KeyRing,
-    /// The stored text, to tell a rotation from a re-read of the same keys.
-    pub text: String,
+    /// SHA-256 of the stored text, to tell a rotation from a re-read of the same keys without
+    /// keeping the secrets' text around (or in any `Debug` output).
+    pub digest: [u8; 32],
     pub at: Instant,
 }
 
@@ -73,7 +75,7 @@ impl KeySource {
     pub async fn load(&self) -> anyhow::Result<Loaded> {
         let remote = match self {
             Self::Static(keys) => {
-                return Ok(Loaded { keys: keys.clone(), text: String::new(), at: Instant::now() });
+                return Ok(Loaded { keys: keys.clone(), digest: [0; 32], at: Instant::now() });
             }
             Self::Remote { remote, .. } => remote,
         };
@@ -84,7 +86,7 @@ impl KeySource {
             anyhow::anyhow!("parse keys of {source} (one `KEY_ID SECRET` line per key): {e}")
         })?;
         anyhow::ensure!(!keys.is_empty(), "{source} has no keys");
-        Ok(Loaded { keys, text, at: Instant::now() })
+        Ok(Loaded { keys, digest: Sha256::digest(text.as_bytes()).into(), at: Instant::now() })
     }
 
     /// Whether keys read at `at` are due for a re-read.
