@@ -9,6 +9,9 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 source scripts/lib.sh
 
+# Every build here is one pass: incremental artifacts would only cost time and disk.
+export CARGO_INCREMENTAL=0
+
 step "formatting"
 cargo fmt --all -- --check
 
