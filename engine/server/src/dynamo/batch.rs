@@ -16,8 +16,8 @@ use super::Service;
 use super::error::{DynamoError, Kind};
 use super::expr::{self, Cond, Path, Update};
 use super::items::{
-    Expressions, MAX_ITEM_BYTES, check_condition, consumed, parse_condition, read_units, updated,
-    validate_item, write_units,
+    Expressions, MAX_ITEM_BYTES, check_condition, consumed, parse_condition, read_units,
+    return_old_on_failure, updated, validate_item, write_units,
 };
 use super::tables::Table;
 use super::value::{Item, item_size};
@@ -316,15 +316,8 @@ impl Service {
             }
             _ => {}
         }
-        let return_old = match action.return_values_on_condition_check_failure.as_deref() {
-            None | Some("NONE") => false,
-            Some("ALL_OLD") => true,
-            Some(other) => {
-                return Err(DynamoError::validation(format!(
-                    "ReturnValuesOnConditionCheckFailure must be NONE or ALL_OLD, not {other}"
-                )));
-            }
-        };
+        let return_old =
+            return_old_on_failure(action.return_values_on_condition_check_failure.as_deref())?;
         Ok(Action { kind, table, key, key_item, item: action.item, update, condition, return_old })
     }
 

@@ -183,14 +183,20 @@ pub(crate) fn check_condition(
     Err(err)
 }
 
-fn return_old_on_failure(value: Option<&str>) -> Result<bool, DynamoError> {
+/// A ReturnValues-style parameter that allows only `NONE` (the default) and `ALL_OLD`: whether
+/// the old item is wanted. `what` names the parameter in the error.
+pub(crate) fn wants_all_old(value: Option<&str>, what: &str) -> Result<bool, DynamoError> {
     match value {
         None | Some("NONE") => Ok(false),
         Some("ALL_OLD") => Ok(true),
-        Some(other) => Err(DynamoError::validation(format!(
-            "ReturnValuesOnConditionCheckFailure must be NONE or ALL_OLD, not {other}"
-        ))),
+        Some(other) => {
+            Err(DynamoError::validation(format!("{what} must be NONE or ALL_OLD, not {other}")))
+        }
     }
+}
+
+pub(crate) fn return_old_on_failure(value: Option<&str>) -> Result<bool, DynamoError> {
+    wants_all_old(value, "ReturnValuesOnConditionCheckFailure")
 }
 
 #[derive(Debug, Deserialize)]
@@ -329,15 +335,7 @@ impl Service {
     pub(crate) fn put_item(&self, mut req: PutItem) -> Result<Json, DynamoError> {
         req.legacy.refuse()?;
         let table = self.catalog.get(&req.table_name)?;
-        let return_old = match req.return_values.as_deref() {
-            None | Some("NONE") => false,
-            Some("ALL_OLD") => true,
-            Some(other) => {
-                return Err(DynamoError::validation(format!(
-                    "ReturnValues for PutItem must be NONE or ALL_OLD, not {other}"
-                )));
-            }
-        };
+        let return_old = wants_all_old(req.return_values.as_deref(), "ReturnValues for PutItem")?;
         let old_on_failure =
             return_old_on_failure(req.return_values_on_condition_check_failure.as_deref())?;
         let ph = req.expressions.placeholders();
@@ -400,15 +398,8 @@ impl Service {
     pub(crate) fn delete_item(&self, mut req: DeleteItem) -> Result<Json, DynamoError> {
         req.legacy.refuse()?;
         let table = self.catalog.get(&req.table_name)?;
-        let return_old = match req.return_values.as_deref() {
-            None | Some("NONE") => false,
-            Some("ALL_OLD") => true,
-            Some(other) => {
-                return Err(DynamoError::validation(format!(
-                    "ReturnValues for DeleteItem must be NONE or ALL_OLD, not {other}"
-                )));
-            }
-        };
+        let return_old =
+            wants_all_old(req.return_values.as_deref(), "ReturnValues for DeleteItem")?;
         let old_on_failure =
             return_old_on_failure(req.return_values_on_condition_check_failure.as_deref())?;
         let ph = req.expressions.placeholders();
