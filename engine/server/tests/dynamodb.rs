@@ -41,24 +41,8 @@ fn code<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
 }
 
 async fn create(client: &Client, table: &str, range: Option<(&str, ScalarAttributeType)>) {
-    let mut request = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        );
+    let mut request =
+        common::hash_key_table(client, table, "pk").billing_mode(BillingMode::PayPerRequest);
     if let Some((name, kind)) = range {
         request = request
             .key_schema(
@@ -120,67 +104,18 @@ async fn tables_are_created_described_listed_and_deleted() {
     assert_eq!(next.table_names(), ["t-b", "t-c"]);
     assert!(next.last_evaluated_table_name.is_none());
 
-    let again = client
-        .create_table()
-        .table_name("orders")
+    let again = common::hash_key_table(&client, "orders", "pk")
         .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
         .send()
         .await;
     assert_eq!(code(again), "ResourceInUseException");
-    let no_definition = client
-        .create_table()
-        .table_name("broken")
+    let no_definition = common::hash_key_table(&client, "broken", "other")
         .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("other")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
         .send()
         .await;
     assert_eq!(code(no_definition), "ValidationException");
-    let provisioned_without_throughput = client
-        .create_table()
-        .table_name("broken")
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await;
+    let provisioned_without_throughput =
+        common::hash_key_table(&client, "broken", "pk").send().await;
     assert_eq!(code(provisioned_without_throughput), "ValidationException");
 
     client.delete_table().table_name("orders").send().await.unwrap();

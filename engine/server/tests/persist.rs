@@ -10,10 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as AV, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::{AttributeValue as AV, BillingMode};
 use axum::response::IntoResponse;
 use common::Engine;
 use weftkit_kv_server::persist::PersistConfig;
@@ -41,24 +38,8 @@ async fn engine(function: &Server, volume: &Path, extra: &[(&str, &str)]) -> Eng
 }
 
 async fn create_table(client: &Client) {
-    client
-        .create_table()
-        .table_name("items")
+    common::hash_key_table(client, "items", "pk")
         .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
         .send()
         .await
         .unwrap();

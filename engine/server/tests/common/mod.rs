@@ -15,6 +15,36 @@ use weftkit_kv_server::server::{Exit, ServerConfig, run};
 pub const ACCESS_KEY: &str = "AKIDWEFTKITTEST";
 pub const SECRET_KEY: &str = "weftkit-test-secret-access-key";
 
+/// A CreateTable request for `table` with a string hash key `pk`, whose attribute definition
+/// names `defined` (`"pk"` unless a test wants it wrong); billing mode and more keys are the
+/// caller's.
+pub fn hash_key_table(
+    client: &Client,
+    table: &str,
+    defined: &str,
+) -> aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(defined)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+}
+
 /// A server running in this process until stopped.
 pub struct Engine {
     pub address: SocketAddr,
