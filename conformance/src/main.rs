@@ -54,6 +54,15 @@ struct E2eArgs {
     /// Run only these scenarios (comma-separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Engine replicas writing at once in the soak.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    soak_replicas: u32,
+    /// Seconds the soak writes under kills (start, final flushes and restores come on top).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(5..=86_400))]
+    soak_seconds: u64,
+    /// Seed of the soak's random choices (default: a random one, printed).
+    #[arg(long)]
+    seed: Option<u64>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
 }
@@ -232,6 +241,11 @@ async fn e2e_command(args: E2eArgs) -> anyhow::Result<bool> {
         work: work.clone(),
         items: args.items,
         only: args.only,
+        soak: e2e::SoakOptions {
+            replicas: args.soak_replicas,
+            duration: Duration::from_secs(args.soak_seconds),
+            seed: args.seed,
+        },
     };
     let store =
         if options.s3_server.is_some() { "an S3 server (s3s-fs)" } else { "a local directory" };

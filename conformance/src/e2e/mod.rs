@@ -5,14 +5,20 @@
 //!
 //! - `processes`: children, their logs and signals.
 //! - `dataset`: the items written through the DynamoDB API and the comparison.
-//! - this module: the environment and the scenarios.
+//! - `soak`: replicas writing while the function and an engine are killed at random.
+//! - this module: the environment and the other scenarios.
 
 mod dataset;
 mod processes;
+mod soak;
+
+pub use soak::SoakOptions;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -38,6 +44,8 @@ pub struct E2eOptions {
     pub items: i64,
     /// Scenarios to run (all when empty).
     pub only: Vec<String>,
+    /// The soak's size and seed.
+    pub soak: SoakOptions,
 }
 
 /// One scenario's result.
@@ -62,6 +70,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "a new engine restores while the old one runs; the old one is fenced and its last data kept",
     ),
     ("function-outage", "the function dies during a tick and comes back; nothing is lost"),
+    (
+        "soak",
+        "replicas write and persist while the function and one engine are SIGKILLed at random; every acknowledged write restores",
+    ),
 ];
 
 const SECRET_ACCESS_KEY: &str = "wkp1-e2e-secret-access-key";
@@ -70,15 +82,24 @@ const KEY_ID: &str = "e2e";
 /// The store, the function and the settings every engine of a run shares.
 struct Environment {
     options: E2eOptions,
+    launcher: Launcher,
+    function: Option<Process>,
+    _s3: Option<Process>,
+}
+
+/// What it takes to start the function and engines on the run's store; cloned into the soak's
+/// concurrent tasks.
+#[derive(Debug, Clone)]
+struct Launcher {
+    engine: PathBuf,
+    function: PathBuf,
     logs: PathBuf,
     key_secret: String,
     keys_file: PathBuf,
     store: String,
     store_env: BTreeMap<String, String>,
     function_port: u16,
-    function: Option<Process>,
-    _s3: Option<Process>,
-    engines_started: usize,
+    engines_started: Arc<AtomicUsize>,
 }
 
 impl Environment {
@@ -125,24 +146,46 @@ impl Environment {
                 ("s3://e2e/store".to_owned(), env, Some(s3))
             }
         };
-        let mut env = Self {
-            options,
+        let launcher = Launcher {
+            engine: options.engine.clone(),
+            function: options.function.clone(),
             logs,
             key_secret,
             keys_file,
             store,
             store_env,
             function_port: free_port()?,
-            function: None,
-            _s3: s3,
-            engines_started: 0,
+            engines_started: Arc::new(AtomicUsize::new(0)),
         };
+        let mut env = Self { options, launcher, function: None, _s3: s3 };
         env.start_function().await?;
         Ok(env)
     }
 
     /// Starts the function on its port (again, after it was killed).
     async fn start_function(&mut self) -> anyhow::Result<()> {
+        self.function = Some(self.launcher.function().await?);
+        Ok(())
+    }
+
+    /// Starts an engine on `volume` persisting to `instance`, and waits until it restored.
+    async fn engine(&mut self, instance: &str, volume: &Path) -> anyhow::Result<Engine> {
+        self.launcher.engine(instance, 0, volume).await
+    }
+
+    fn volume(&self, name: &str) -> PathBuf {
+        self.options.work.join("volumes").join(name)
+    }
+
+    /// A WKP-1 client for an instance's subtree, to look at what the function holds.
+    fn wkp1_client(&self, instance: &str) -> anyhow::Result<wkp1_client::Client> {
+        self.launcher.wkp1_client(instance, 0)
+    }
+}
+
+impl Launcher {
+    /// Starts the function on the run's port and waits until it answers.
+    async fn function(&self) -> anyhow::Result<Process> {
         let address: SocketAddr = ([127, 0, 0, 1], self.function_port).into();
         let args = vec![
             "--listen".to_owned(),
@@ -154,27 +197,28 @@ impl Environment {
         ];
         let mut function = Process::spawn(
             "function",
-            &self.options.function,
+            &self.function,
             &args,
             &self.store_env,
             address,
             &self.logs,
         )?;
         function.wait_ready("/healthz", Duration::from_secs(60)).await?;
-        self.function = Some(function);
-        Ok(())
+        Ok(function)
     }
 
     fn function_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.function_port)
     }
 
-    /// Starts an engine on `volume` persisting to `instance`, and waits until it restored.
-    async fn engine(&mut self, instance: &str, volume: &Path) -> anyhow::Result<Engine> {
-        self.engines_started += 1;
+    /// Starts an engine on `volume` persisting to `replica` of `instance`, and waits until it
+    /// restored.
+    async fn engine(&self, instance: &str, replica: u32, volume: &Path) -> anyhow::Result<Engine> {
+        let started = self.engines_started.fetch_add(1, Ordering::Relaxed) + 1;
         let port = free_port()?;
         let address: SocketAddr = ([127, 0, 0, 1], port).into();
         let function_url = self.function_url();
+        let replica = replica.to_string();
         let env: BTreeMap<String, String> = [
             ("WEFTKIT_ACCESS_KEY_ID", dataset::ACCESS_KEY),
             ("WEFTKIT_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
@@ -183,6 +227,7 @@ impl Environment {
             ("WEFTKIT_PERSIST_KEY_ID", KEY_ID),
             ("WEFTKIT_PERSIST_SECRET", self.key_secret.as_str()),
             ("WEFTKIT_PERSIST_INSTANCE", instance),
+            ("WEFTKIT_PERSIST_REPLICA", replica.as_str()),
             // Ticks are forced through the admin endpoint; the schedule never fires in a run.
             ("WEFTKIT_PERSIST_SCHEDULE", "0 0 1 1 *"),
             ("WEFTKIT_PERSIST_FLUSH_BUDGET", "20s"),
@@ -198,23 +243,18 @@ impl Environment {
             "--data".to_owned(),
             volume.display().to_string(),
         ];
-        let name = format!("engine-{}", self.engines_started);
-        let mut process =
-            Process::spawn(&name, &self.options.engine, &args, &env, address, &self.logs)?;
+        let name = format!("engine-{started}");
+        let mut process = Process::spawn(&name, &self.engine, &args, &env, address, &self.logs)?;
         process.wait_ready("/ready", Duration::from_secs(120)).await?;
         let client = dataset::client(&process.url(), SECRET_ACCESS_KEY);
         Ok(Engine { process, client })
     }
 
-    fn volume(&self, name: &str) -> PathBuf {
-        self.options.work.join("volumes").join(name)
-    }
-
-    /// A WKP-1 client for an instance's subtree, to look at what the function holds.
-    fn wkp1_client(&self, instance: &str) -> anyhow::Result<wkp1_client::Client> {
+    /// A WKP-1 client for a replica's subtree, to look at what the function holds.
+    fn wkp1_client(&self, instance: &str, replica: u32) -> anyhow::Result<wkp1_client::Client> {
         let key_id = wkp1_protocol::KeyId::new(KEY_ID)?;
         let secret = wkp1_protocol::signing::secret_from_text(&self.key_secret, &key_id)?;
-        let subtree = wkp1_protocol::Subtree::new("weftkit-kv", instance, "0")?;
+        let subtree = wkp1_protocol::Subtree::new("weftkit-kv", instance, &replica.to_string())?;
         Ok(wkp1_client::Client::new(wkp1_client::ClientConfig::new(
             self.function_url().parse()?,
             subtree,
@@ -242,22 +282,25 @@ struct Engine {
 impl Engine {
     /// Forces a persist tick; the function's answer, or the error the engine reported.
     async fn tick(&self) -> anyhow::Result<Result<serde_json::Value, String>> {
-        let response = reqwest::Client::new()
-            .post(format!("{}/_admin/persist", self.process.url()))
-            .send()
-            .await?;
-        let ok = response.status().is_success();
-        let body: serde_json::Value = serde_json::from_slice(&response.bytes().await?)?;
-        Ok(if ok {
-            Ok(body["pushed"].clone())
-        } else {
-            Err(body["error"].as_str().unwrap_or_default().to_owned())
-        })
+        tick(&self.process.url()).await
     }
 
     async fn tick_ok(&self) -> anyhow::Result<serde_json::Value> {
         self.tick().await?.map_err(|e| anyhow::anyhow!("tick failed: {e}"))
     }
+}
+
+/// Forces a persist tick of the engine at `url`: what it pushed (`null` when nothing changed), or
+/// the error it reported.
+async fn tick(url: &str) -> anyhow::Result<Result<serde_json::Value, String>> {
+    let response = reqwest::Client::new().post(format!("{url}/_admin/persist")).send().await?;
+    let ok = response.status().is_success();
+    let body: serde_json::Value = serde_json::from_slice(&response.bytes().await?)?;
+    Ok(if ok {
+        Ok(body["pushed"].clone())
+    } else {
+        Err(body["error"].as_str().unwrap_or_default().to_owned())
+    })
 }
 
 fn instance(name: &str) -> String {
@@ -438,7 +481,8 @@ pub async fn run(options: E2eOptions) -> anyhow::Result<Vec<ScenarioReport>> {
             "round-trip" => round_trip(&mut env).await,
             "crash" => crash(&mut env).await,
             "rolling-deploy" => rolling_deploy(&mut env).await,
-            _ => function_outage(&mut env).await,
+            "function-outage" => function_outage(&mut env).await,
+            _ => soak::soak(&mut env).await,
         };
         reports.push(ScenarioReport {
             name,
