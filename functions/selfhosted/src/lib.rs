@@ -25,36 +25,32 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
+pub use bounded_serve::Limits;
 use wkp1_function::store::object_store::ObjectStoreBackend;
 use wkp1_function::{Function, Store};
 
 /// The function this server runs.
 pub type SelfHosted = Function<ObjectStoreBackend>;
 
-/// Serves `function` on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish (uploads included).
+/// Serves `function` on `listener` within `limits` until `shutdown` completes, then lets
+/// in-flight requests finish (uploads included).
 pub async fn serve<S: Store>(
     listener: tokio::net::TcpListener,
     function: Arc<Function<S>>,
+    limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_router(listener, app(function), shutdown).await
+    serve_router(listener, app(function), limits, shutdown).await
 }
 
-/// Serves any router like [`serve`] does (TCP_NODELAY, graceful shutdown).
+/// Serves any router like [`serve`] does (bounded clients, TCP_NODELAY, graceful shutdown).
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
     router: Router,
+    limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Small JSON answers must not wait for delayed ACKs (Nagle).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::warn!(%err, "set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    bounded_serve::serve(listener, router, limits, shutdown).await
 }
 
 /// The HTTP application: `/healthz` and the three WKP-1 endpoints.

@@ -38,6 +38,7 @@ fn init_logging(format: LogFormat) {
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let keys = settings.key_ring()?;
+    let limits = settings.clients.limits()?;
     let opened = stores::open(&settings.store)?;
     let config = settings.function_config(&opened.prefix)?;
     if let stores::Atomicity::NotAtomic { winners } =
@@ -53,7 +54,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(%address, store = %opened.description, "wkp1-selfhosted listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = wkp1_selfhosted::serve(listener, Arc::new(function), async move {
+    let server = wkp1_selfhosted::serve(listener, Arc::new(function), limits, async move {
         let mut stop_rx = stop_rx;
         let _ = stop_rx.wait_for(|stop| *stop).await;
     });

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::app;
 use crate::stores::{self, S3Options};
+use crate::{Limits, app};
 use axum::Router;
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -124,6 +124,8 @@ pub struct Server {
     fingerprint: Fingerprint,
     /// What the start-up probe found about racing create-only writes.
     pub atomicity: stores::Atomicity,
+    /// Where the server listens.
+    pub address: std::net::SocketAddr,
 }
 
 impl std::fmt::Debug for Server {
@@ -150,6 +152,15 @@ impl Server {
         Self::start_custom(backend, configure, |store| store, app).await
     }
 
+    /// A server whose clients are held to `limits` instead of the defaults.
+    pub async fn start_limited(
+        backend: Backend,
+        limits: Limits,
+        configure: impl FnOnce(&mut FunctionConfig),
+    ) -> Self {
+        Self::start_custom_limited(backend, configure, |store| store, app, limits).await
+    }
+
     /// The general form: `wrap_store` may put a broken store around the real one, `route` may
     /// put a broken router around the function (the conformance kit's tests do both).
     pub async fn start_custom<S: Store>(
@@ -157,6 +168,16 @@ impl Server {
         configure: impl FnOnce(&mut FunctionConfig),
         wrap_store: impl FnOnce(ObjectStoreBackend) -> S,
         route: impl FnOnce(Arc<Function<S>>) -> Router,
+    ) -> Self {
+        Self::start_custom_limited(backend, configure, wrap_store, route, Limits::default()).await
+    }
+
+    async fn start_custom_limited<S: Store>(
+        backend: Backend,
+        configure: impl FnOnce(&mut FunctionConfig),
+        wrap_store: impl FnOnce(ObjectStoreBackend) -> S,
+        route: impl FnOnce(Arc<Function<S>>) -> Router,
+        limits: Limits,
     ) -> Self {
         let opened = stores::open_with(&backend.url, &backend.s3).expect("open store");
         let skew = Arc::new(AtomicU64::new(0));
@@ -179,10 +200,11 @@ impl Server {
             Function::new(wrap_store(opened.store), keys, config.clone()).expect("valid config"),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+        let address = listener.local_addr().unwrap();
+        let url = format!("http://{address}").parse().unwrap();
         let router = route(function.clone());
         let task = tokio::spawn(async move {
-            crate::serve_router(listener, router, std::future::pending()).await.unwrap();
+            crate::serve_router(listener, router, limits, std::future::pending()).await.unwrap();
         });
         let fingerprint: Fingerprint = Arc::new(move || {
             let function = function.clone();
@@ -197,7 +219,7 @@ impl Server {
                 out
             })
         });
-        Self { url, skew, task, backend, config, fingerprint, atomicity }
+        Self { url, skew, task, backend, config, fingerprint, atomicity, address }
     }
 
     pub fn now(&self) -> u64 {
