@@ -11,17 +11,24 @@ const STATE_BYTES: usize = 160 << 20;
 const VALUE_BYTES: usize = 4096;
 const BUDGET: u64 = 96 << 20;
 
+/// A size from `/proc/self/status`; a missing file or field fails the test rather than read 0,
+/// which would pass any bound.
 fn status(field: &str) -> u64 {
-    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    text.lines()
+    let text = std::fs::read_to_string("/proc/self/status")
+        .expect("read /proc/self/status: this test measures memory through it");
+    let kb = text
+        .lines()
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+        .unwrap_or_else(|| panic!("read {field} from /proc/self/status: not there"));
+    assert!(kb > 0, "{field} reads 0 kB");
+    kb * 1024
 }
 
 /// Resets the peak RSS to the current RSS, so the next peak measures only what follows.
 fn reset_peak() -> u64 {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    std::fs::write("/proc/self/clear_refs", "5")
+        .expect("reset the peak RSS through /proc/self/clear_refs: else the peak is stale");
     status("VmRSS:")
 }
 

@@ -55,13 +55,17 @@ impl Write for HashSink {
     }
 }
 
+/// The peak RSS; a missing `/proc` fails the test rather than read 0, which would pass any bound.
 fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
+    let status = std::fs::read_to_string("/proc/self/status")
+        .expect("read /proc/self/status: this test measures memory through it");
+    let kb = status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+        .expect("read VmHWM from /proc/self/status");
+    assert!(kb > 0, "VmHWM reads 0 kB");
+    kb * 1024
 }
 
 #[test]
