@@ -18,6 +18,12 @@ pub enum ClientError {
     /// The function could not be reached, or its answer was not WKP-1.
     #[error("{endpoint}: {message}")]
     Transport { endpoint: &'static str, message: String, retryable: bool },
+    /// The object store refused a presigned request for good: the URL expired, its signing
+    /// credentials lapsed, or the object is gone. A restore answers it with a new plan, whose
+    /// URLs are fresh (`LARGE-7`, `REST-6`). The URL is never part of the message: it carries a
+    /// signature.
+    #[error("{endpoint}: object store refused a presigned {method} with HTTP {status}{detail}")]
+    PresignedRefused { endpoint: &'static str, method: String, status: u16, detail: String },
     /// Restored data failed verification: nothing of it may be applied (`CLI-5`).
     #[error("restore: {0}")]
     Integrity(String),

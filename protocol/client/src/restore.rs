@@ -1,7 +1,9 @@
 //! Restore: the plan, then every segment streamed to disk and verified before the engine may
 //! apply any of it (`REST-6`, `SEG-9`, `CLI-5`).
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
@@ -14,8 +16,10 @@ use wkp1_protocol::{Endpoint, ErrorCode};
 use crate::error::ClientError;
 use crate::transport::{Call, Payload, Transport};
 
-/// How often a restore starts over from a new plan after a segment vanished (`REST-6`).
-const REPLANS: usize = 3;
+/// How many new plans in a row may bring no newly verified segment before a restore gives up
+/// (`REST-6`). Plans that do bring progress do not count: a restore that outlives its presigned
+/// URLs several times over still finishes.
+const NEW_PLANS_WITHOUT_PROGRESS: usize = 3;
 /// How often one segment's download starts over after a broken transfer.
 const SEGMENT_ATTEMPTS: usize = 3;
 
@@ -81,39 +85,93 @@ pub(crate) async fn restore(
         .map_err(|e| ClientError::io(format!("create {}", dir.display()), e))?;
     let first = plan(t, claim).await?;
     let mut current = first.clone();
-    for _ in 0..REPLANS {
-        match download_all(t, &current, dir).await {
+    let progress = Mutex::new(Progress::default());
+    let mut without_progress = 0;
+    loop {
+        let verified_before = progress.lock().expect("progress lock").verified.len();
+        match download_all(t, &current, dir, &progress).await {
             Ok(segments) => {
+                let progress = progress.into_inner().expect("progress lock");
+                remove_unused(&progress, &segments).await;
                 // Report the generation we claimed, whatever later plans said.
                 let plan =
                     RestorePlan { generation: first.generation, claimed: first.claimed, ..current };
                 return Ok(Restored { plan, segments });
             }
-            Err(err) if err.code() == Some(ErrorCode::SegmentNotFound) => {
+            Err(err) if needs_new_plan(&err) => {
+                let verified = progress.lock().expect("progress lock").verified.len();
+                // Rounds in a row that verified nothing: the first plan's, then new plans'.
+                without_progress =
+                    if verified > verified_before { 0 } else { without_progress + 1 };
+                if without_progress > NEW_PLANS_WITHOUT_PROGRESS {
+                    return Err(ClientError::Integrity(format!(
+                        "gave up after {NEW_PLANS_WITHOUT_PROGRESS} new plans in a row without a \
+                         newly verified segment (is retention or the presigned URL lifetime \
+                         too short for this restore?): {err}"
+                    )));
+                }
                 tracing::warn!(
-                    "a segment of the plan is gone; starting over from a new plan: {err}"
+                    kept = verified,
+                    "a segment of the plan is gone or its URL expired; resuming from a new \
+                     plan with the segments already verified: {err}"
                 );
                 current = plan(t, false).await?;
             }
             Err(err) => return Err(err),
         }
     }
-    Err(ClientError::Integrity(format!(
-        "segments kept vanishing over {REPLANS} plans; is retention misconfigured?"
-    )))
+}
+
+/// Whether a failed download asks for a new plan (`REST-6`): the segment is gone from the
+/// function, or the store no longer honours the plan's presigned URL (expired, `LARGE-7`).
+fn needs_new_plan(err: &ClientError) -> bool {
+    err.code() == Some(ErrorCode::SegmentNotFound)
+        || matches!(err, ClientError::PresignedRefused { .. })
+}
+
+/// What a restore holds on disk across its plans.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Verified segments, by descriptor and generation: a later plan naming the same one reuses
+    /// the file instead of downloading it again.
+    verified: HashMap<(SegmentDescriptor, u64), PathBuf>,
+    /// Every file the restore wrote, verified or not.
+    written: BTreeSet<PathBuf>,
+}
+
+/// Removes the files no segment of the result uses: downloads a later plan dropped, and
+/// downloads cut off by a failure. Best effort; they are never applied either way.
+async fn remove_unused(progress: &Progress, segments: &[DownloadedSegment]) {
+    let used: BTreeSet<&PathBuf> = segments.iter().map(|s| &s.path).collect();
+    for path in progress.written.iter().filter(|p| !used.contains(p)) {
+        if let Err(err) = tokio::fs::remove_file(path).await {
+            tracing::debug!(path = %path.display(), "remove unused download: {err}");
+        }
+    }
 }
 
 async fn download_all(
     t: &Transport,
     plan: &RestorePlan,
     dir: &Path,
+    progress: &Mutex<Progress>,
 ) -> Result<Vec<DownloadedSegment>, ClientError> {
     let max = plan.limits.max_response_bytes.max(1);
     // Owned items: a closure over borrowed ones is not `Send` for every lifetime, which makes
     // the restore future unusable in `tokio::spawn`.
     futures::stream::iter(plan.chain.iter().cloned().enumerate())
         .map(|(index, planned)| async move {
+            let identity = (planned.segment, planned.generation);
+            let kept = progress.lock().expect("progress lock").verified.get(&identity).cloned();
+            if let Some(path) = kept {
+                return Ok(DownloadedSegment {
+                    descriptor: planned.segment,
+                    generation: planned.generation,
+                    path,
+                });
+            }
             let path = dir.join(format!("{index:05}-{}.wkp", planned.segment.id));
+            progress.lock().expect("progress lock").written.insert(path.clone());
             let mut attempt = 0;
             loop {
                 attempt += 1;
@@ -125,6 +183,7 @@ async fn download_all(
                     Err(err) => return Err(err),
                 }
             }
+            progress.lock().expect("progress lock").verified.insert(identity, path.clone());
             Ok(DownloadedSegment { descriptor: planned.segment, generation: planned.generation, path })
         })
         .buffered(t.config().concurrency.max(1))

@@ -244,13 +244,22 @@ impl Transport {
         if response.status().is_success() {
             return Ok(response);
         }
-        Err(ClientError::Transport {
+        if status == 429 || status >= 500 {
+            return Err(ClientError::Transport {
+                endpoint: what,
+                message: format!(
+                    "object store answered HTTP {status} to a presigned {}",
+                    request.method
+                ),
+                retryable: true,
+            });
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        Err(ClientError::PresignedRefused {
             endpoint: what,
-            message: format!(
-                "object store answered HTTP {status} to a presigned {}",
-                request.method
-            ),
-            retryable: status == 429 || status >= 500,
+            method: request.method.clone(),
+            status,
+            detail: store_error_detail(&body),
         })
     }
 
@@ -265,6 +274,23 @@ impl Transport {
             retryable: false,
         })
     }
+}
+
+/// The `Code` and `Message` of an object store's XML error body (S3, GCS and Azure alike), as
+/// `": Code: Message"`, or nothing. Only those two elements: other parts of such bodies (S3's
+/// `CanonicalRequest`, for one) repeat the presigned query, credentials included.
+fn store_error_detail(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    let element = |name: &str| {
+        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        let value: String = text[start..end].chars().take(200).collect();
+        Some(value)
+    };
+    [element("Code"), element("Message")]
+        .into_iter()
+        .flatten()
+        .fold(String::new(), |out, part| format!("{out}: {part}"))
 }
 
 fn transport_error(endpoint: &'static str, err: reqwest::Error) -> ClientError {
