@@ -3,9 +3,10 @@
 use std::collections::BTreeSet;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
-use crate::batch::{Expiry, WriteBatch};
+use crate::batch::{BatchOp, Expiry, WriteBatch};
 use crate::codec::{self, Change, ChangeOp};
 use crate::commit::{Committer, LAST_SEQ_KEY, Prepared};
 use crate::error::{Error, Result};
@@ -42,6 +43,11 @@ pub(crate) struct Inner {
     pub(crate) committer: Committer,
     /// Keys whose pending merge operands should be folded: (family, key).
     pub(crate) folds: Mutex<BTreeSet<(String, Vec<u8>)>>,
+    /// Merge-family keys a delete left a tombstone on, for maintenance to collect.
+    pub(crate) tombstones: Mutex<BTreeSet<(String, Vec<u8>)>>,
+    /// Whether merge families may hold tombstones nobody queued (written before this process
+    /// opened the database, or by an import): maintenance then scans for them.
+    pub(crate) tombstone_scan: AtomicBool,
     /// Stops background maintenance.
     pub(crate) stop: Arc<(Mutex<bool>, Condvar)>,
 }
@@ -127,6 +133,8 @@ impl Database {
             store,
             families: RwLock::new(Arc::new(families)),
             folds: Mutex::new(BTreeSet::new()),
+            tombstones: Mutex::new(BTreeSet::new()),
+            tombstone_scan: AtomicBool::new(true),
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             options,
         });
@@ -216,9 +224,30 @@ impl Database {
         }
         let inner = &self.inner;
         let now = self.now();
-        inner.committer.commit(&inner.store, options.sync, |seq| {
+        let seq = inner.committer.commit(&inner.store, options.sync, |seq| {
             write::prepare(&self.families(), batch, seq, now)
-        })
+        })?;
+        self.note_tombstones(&self.families(), batch);
+        Ok(seq)
+    }
+
+    /// Queues the merge-family keys `batch` deleted, so maintenance collects their tombstones.
+    fn note_tombstones(&self, families: &Families, batch: &WriteBatch) {
+        let mut deleted = batch
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                BatchOp::Delete { family, key }
+                    if families.get(family).is_some_and(|f| f.merge.is_some()) =>
+                {
+                    Some((family.clone(), key.clone()))
+                }
+                _ => None,
+            })
+            .peekable();
+        if deleted.peek().is_some() {
+            self.inner.tombstones.lock().expect("tombstones lock").extend(deleted);
+        }
     }
 
     fn write_one(&self, batch: WriteBatch) -> Result<u64> {
@@ -407,14 +436,18 @@ impl Database {
         Ok(())
     }
 
-    /// Entries stored for a family, expired ones included (what TTL reclaim shrinks).
+    /// Entries stored for a family: values (expired ones included, what TTL reclaim shrinks),
+    /// and in a merge family also tombstones and pending operands (what maintenance folds and
+    /// collects).
     pub fn stored_entries(&self, family: &str) -> Result<usize> {
         let family = self.family(family)?;
         let snap = self.inner.store.snapshot()?;
         let mut count = 0;
-        for item in snap.range(&family.data, &KeyRange::all(), false)? {
-            item?;
-            count += 1;
+        for keyspace in std::iter::once(&family.data).chain(&family.operands) {
+            for item in snap.range(keyspace, &KeyRange::all(), false)? {
+                item?;
+                count += 1;
+            }
         }
         Ok(count)
     }

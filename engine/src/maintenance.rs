@@ -1,12 +1,16 @@
-//! Background maintenance: fold hot merge keys, sweep expired values out of the B+tree, and
-//! make buffered B+tree commits durable. None of it changes what a read returns, so none of it
-//! takes a sequence number or enters the change log.
+//! Background maintenance: fold hot merge keys, collect what merge families no longer need
+//! (tombstones, operands a later put or delete overrode), sweep expired values out of the
+//! B+tree, and make buffered B+tree commits durable. None of it changes what a read returns, so
+//! none of it takes a sequence number or enters the change log: the log keeps each delete as
+//! the history WKP-1 ships, and a database a delta is replayed into collects its own tombstones.
 
+use std::collections::BTreeSet;
 use std::ops::Bound;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
-use crate::codec::{decode_value, encode_value, operand_key};
+use crate::codec::{decode_operand_key, decode_value, encode_value, operand_key};
 use crate::db::Inner;
 use crate::error::Result;
 use crate::family::Family;
@@ -19,6 +23,9 @@ use crate::store::{Durability, KeyRange, Op};
 pub struct Report {
     /// Keys whose merge operands were folded into their value.
     pub folded_keys: usize,
+    /// Merge-family keys whose tombstone, or operands a later put or delete overrode, were
+    /// removed.
+    pub collected_keys: usize,
     /// Expired values removed (B+tree; the LSM drops them while compacting).
     pub expired_removed: usize,
     /// Whether buffered commits were made durable.
@@ -57,9 +64,10 @@ pub(crate) fn run(inner: &Inner) -> Result<Report> {
     let families = inner.families.read().expect("families lock").clone();
     for (name, key) in pending {
         if let Some(family) = families.get(&name) {
-            report.folded_keys += usize::from(fold(inner, family, &key)?);
+            report.folded_keys += usize::from(fold(inner, family, &key)?.changed());
         }
     }
+    report.collected_keys = collect(inner, &families)?;
     if inner.store.mode() == Mode::Btree {
         for family in families.values() {
             report.expired_removed += sweep(inner, family)?;
@@ -72,10 +80,27 @@ pub(crate) fn run(inner: &Inner) -> Result<Report> {
     Ok(report)
 }
 
+/// What folding one key did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Folded {
+    /// Operands removed, live (folded into the value) or dead (older than the value).
+    operands: usize,
+    /// Whether a tombstone was removed: nothing was left for it to mask.
+    tombstone: bool,
+}
+
+impl Folded {
+    fn changed(self) -> bool {
+        self.operands > 0 || self.tombstone
+    }
+}
+
 /// Folds a key's operands into its value. The result is stamped with the newest folded
-/// operand's sequence number, so exactly those operands stop applying.
-pub(crate) fn fold(inner: &Inner, family: &Family, key: &[u8]) -> Result<bool> {
-    let Some(operands_ks) = &family.operands else { return Ok(false) };
+/// operand's sequence number, so exactly those operands stop applying. A tombstone with no
+/// operand after it goes too, in the same write as the operands before it: the key reads as
+/// absent either way, and nothing is left that it would have to mask.
+pub(crate) fn fold(inner: &Inner, family: &Family, key: &[u8]) -> Result<Folded> {
+    let Some(operands_ks) = &family.operands else { return Ok(Folded::default()) };
     inner.committer.exclusive(|| {
         let snap = inner.store.snapshot()?;
         let now = inner.options.clock.now();
@@ -98,23 +123,105 @@ pub(crate) fn fold(inner: &Inner, family: &Family, key: &[u8]) -> Result<bool> {
             }
             remove.push(Op::Remove { keyspace: operands_ks.clone(), key: operand_key });
         }
-        if remove.is_empty() {
-            return Ok(false);
+        let tombstone = base.as_ref().is_some_and(|b| b.tombstone);
+        if remove.is_empty() && !tombstone {
+            return Ok(Folded::default());
         }
         let base_value =
             base.as_ref().filter(|b| !b.tombstone && !b.expired(now)).map(|b| b.payload);
-        let expires_at = base.as_ref().filter(|b| !b.tombstone).and_then(|b| b.expires_at);
+        // An expired base is no base: a read folds the later operands onto nothing and the
+        // result does not expire, so the folded value must not take the old expiry either.
+        let expires_at =
+            base.as_ref().filter(|b| !b.tombstone && !b.expired(now)).and_then(|b| b.expires_at);
+        let mut folded = Folded { operands: remove.len(), tombstone: false };
         let mut ops = remove;
-        if let Some(value) = read::fold(family, key, base_value, &live)? {
-            ops.push(Op::Put {
+        match read::fold(family, key, base_value, &live)? {
+            Some(value) => ops.push(Op::Put {
                 keyspace: family.data.clone(),
                 key: key.to_vec(),
                 value: encode_value(&value, expires_at, Some(newest)),
-            });
+            }),
+            None if tombstone => {
+                ops.push(Op::Remove { keyspace: family.data.clone(), key: key.to_vec() });
+                folded.tombstone = true;
+            }
+            None => {}
         }
         inner.store.write(&ops, Durability::None)?;
-        Ok(true)
+        Ok(folded)
     })
+}
+
+/// Collects what merge families no longer need: tombstones deletes queued, operands a later
+/// put or delete overrode, and (once after opening) tombstones nobody queued. Each key goes
+/// through [`fold`], which re-reads it under the write lock. Returns the keys collected.
+fn collect(inner: &Inner, families: &crate::write::Families) -> Result<usize> {
+    let queued = std::mem::take(&mut *inner.tombstones.lock().expect("tombstones lock"));
+    let scan_tombstones = inner.tombstone_scan.swap(false, Ordering::SeqCst);
+    let result = (|| -> Result<usize> {
+        let mut collected = 0;
+        for family in families.values().filter(|f| f.operands.is_some()) {
+            let mut keys: BTreeSet<Vec<u8>> = queued
+                .iter()
+                .filter(|(name, _)| *name == family.name)
+                .map(|(_, key)| key.clone())
+                .collect();
+            let complete = collectable(inner, family, scan_tombstones, &mut keys)?;
+            if !complete {
+                // More than one round's worth: look again next round.
+                inner.tombstone_scan.store(true, Ordering::SeqCst);
+            }
+            for key in keys {
+                collected += usize::from(fold(inner, family, &key)?.changed());
+            }
+        }
+        Ok(collected)
+    })();
+    if result.is_err() {
+        // Queued keys were taken: find them again by scanning.
+        inner.tombstone_scan.store(true, Ordering::SeqCst);
+    }
+    result
+}
+
+/// Adds to `keys` up to `sweep_batch` keys of a merge family with operands older than their
+/// stored value or tombstone (a put or delete overrode them) and, with `tombstones`, keys
+/// holding a tombstone. Returns whether the scans saw everything.
+fn collectable(
+    inner: &Inner,
+    family: &Family,
+    tombstones: bool,
+    keys: &mut BTreeSet<Vec<u8>>,
+) -> Result<bool> {
+    let Some(operands_ks) = &family.operands else { return Ok(true) };
+    let limit = keys.len() + inner.options.sweep_batch;
+    let snap = inner.store.snapshot()?;
+    // Operands come in key order: look each key's base sequence up once.
+    let mut base: Option<(Vec<u8>, u64)> = None;
+    for item in snap.range(operands_ks, &KeyRange::all(), false)? {
+        let (operand_key, _) = item?;
+        let (key, seq) = decode_operand_key(&operand_key)?;
+        let base_seq = match &base {
+            Some((k, s)) if *k == key => *s,
+            _ => {
+                let stored = snap.get(&family.data, &key)?;
+                let s = stored.as_deref().map(decode_value).transpose()?.and_then(|b| b.seq);
+                base.insert((key.clone(), s.unwrap_or(0))).1
+            }
+        };
+        if seq <= base_seq && keys.insert(key) && keys.len() >= limit {
+            return Ok(false);
+        }
+    }
+    if tombstones {
+        for item in snap.range(&family.data, &KeyRange::all(), false)? {
+            let (key, stored) = item?;
+            if decode_value(&stored)?.tombstone && keys.insert(key) && keys.len() >= limit {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// Removes up to `sweep_batch` expired values of a family, re-checking each under the write
