@@ -171,6 +171,18 @@ pub struct Change {
     pub ops: Vec<ChangeOp>,
 }
 
+impl Change {
+    /// Parses a change record: the bytes the change log keeps and delta segments carry.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        decode_change(bytes)
+    }
+
+    /// The change record's bytes, as the change log keeps them.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_change(self.seq, &self.ops)
+    }
+}
+
 pub(crate) fn encode_change(seq: u64, ops: &[ChangeOp]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&seq.to_be_bytes());
