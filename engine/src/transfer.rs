@@ -392,8 +392,17 @@ fn read_u64(r: &mut impl Read) -> Result<u64> {
 fn read_bytes32(r: &mut impl Read) -> Result<Vec<u8>> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len).map_err(io("read segment payload"))?;
-    let mut out = vec![0u8; u32::from_be_bytes(len) as usize];
-    r.read_exact(&mut out).map_err(io("read segment payload"))?;
+    let len = u64::from(u32::from_be_bytes(len));
+    // The length is the payload's claim, not a fact: grow with the bytes that arrive, so a
+    // 4 GiB length in a short payload costs nothing (fuzz/regressions/engine_import).
+    let mut out = Vec::new();
+    r.by_ref().take(len).read_to_end(&mut out).map_err(io("read segment payload"))?;
+    if out.len() as u64 != len {
+        return Err(Error::Import(format!(
+            "the segment payload ends {} bytes into a field of {len}",
+            out.len()
+        )));
+    }
     Ok(out)
 }
 
