@@ -227,6 +227,62 @@ async fn switchable_function() -> (Server, Arc<AtomicBool>) {
     (server, down)
 }
 
+/// Requests to one endpoint of the function wait at a gate the test opens; the test hears of
+/// each one that arrives, so it waits for events rather than for time.
+struct Gate {
+    open: tokio::sync::watch::Sender<bool>,
+    arrived: tokio::sync::watch::Receiver<u32>,
+}
+
+impl Gate {
+    fn set_open(&self, open: bool) {
+        self.open.send_replace(open);
+    }
+
+    /// Waits until `n` requests have reached the gate in all.
+    async fn wait_arrivals(&self, n: u32) {
+        let mut arrived = self.arrived.clone();
+        tokio::time::timeout(std::time::Duration::from_secs(60), arrived.wait_for(|a| *a >= n))
+            .await
+            .expect("a request reaches the gate within 60 s")
+            .unwrap();
+    }
+
+    fn arrivals(&self) -> u32 {
+        *self.arrived.borrow()
+    }
+}
+
+/// A function whose requests to `/v1/{endpoint}/...` wait while the gate is closed.
+async fn gated_function(endpoint: &'static str, open: bool) -> (Server, Gate) {
+    let (open_tx, open_rx) = tokio::sync::watch::channel(open);
+    let (arrived_tx, arrived_rx) = tokio::sync::watch::channel(0u32);
+    let arrived_tx = Arc::new(arrived_tx);
+    let prefix = format!("/v1/{endpoint}/");
+    let server = Server::start_custom(
+        Backend::file().unwrap(),
+        |_| {},
+        |store| store,
+        move |function| {
+            wkp1_selfhosted::app(function).layer(axum::middleware::from_fn(
+                move |request: axum::extract::Request, next: axum::middleware::Next| {
+                    let gated = request.uri().path().starts_with(&prefix);
+                    let (mut open, arrived) = (open_rx.clone(), arrived_tx.clone());
+                    async move {
+                        if gated {
+                            arrived.send_modify(|n| *n += 1);
+                            let _ = open.wait_for(|o| *o).await;
+                        }
+                        next.run(request).await
+                    }
+                },
+            ))
+        },
+    )
+    .await;
+    (server, Gate { open: open_tx, arrived: arrived_rx })
+}
+
 #[tokio::test]
 async fn a_function_outage_delays_persistence_but_loses_nothing() {
     let (function, down) = switchable_function().await;
@@ -309,48 +365,152 @@ async fn a_superseded_writer_is_fenced_and_its_data_kept() {
 
 #[tokio::test]
 async fn shutdown_refuses_new_writes_before_the_final_flush() {
-    let function = Server::start(Backend::file().unwrap()).await;
+    // The final flush waits at the gate until the writer has been refused: the refusal comes
+    // before the flush, not after it, and the flush then carries every acknowledged write.
+    let (function, flush) = gated_function("flush", false).await;
     let volume = tempfile::tempdir().unwrap();
     let engine1 = engine(&function, volume.path(), &[]).await;
     let client = engine1.client();
     create_table(&client).await;
-    let writer = {
-        let client = client.clone();
-        tokio::spawn(async move {
-            let mut acknowledged = Vec::new();
-            for i in 0..100_000u32 {
-                let put = client
-                    .put_item()
-                    .table_name("items")
-                    .item("pk", AV::S(format!("k{i:05}")))
-                    .item("v", AV::N(i.to_string()))
-                    .send()
-                    .await;
-                match put {
-                    Ok(_) => acknowledged.push(i),
-                    Err(e) => {
-                        let code = e.as_service_error().and_then(|e| e.code()).map(str::to_owned);
-                        return (acknowledged, code.or_else(|| Some(format!("{e:?}"))));
-                    }
+    let no_retries = Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let (progress, mut acknowledged_so_far) = tokio::sync::watch::channel(0usize);
+    let writer = tokio::spawn(async move {
+        let mut acknowledged = Vec::new();
+        for i in 0..100_000u32 {
+            let put = no_retries
+                .put_item()
+                .table_name("items")
+                .item("pk", AV::S(format!("k{i:05}")))
+                .item("v", AV::N(i.to_string()))
+                .send()
+                .await;
+            match put {
+                Ok(_) => {
+                    acknowledged.push(i);
+                    progress.send_replace(acknowledged.len());
+                }
+                Err(e) => {
+                    let code = e.as_service_error().and_then(|e| e.code()).map(str::to_owned);
+                    return (acknowledged, code.ok_or_else(|| format!("{e:?}")));
                 }
             }
-            (acknowledged, None)
-        })
-    };
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(engine1.stop().await.unwrap(), Exit::Clean);
-    let (acknowledged, _) = writer.await.unwrap();
-    assert!(!acknowledged.is_empty());
+        }
+        (acknowledged, Err("never refused".to_owned()))
+    });
+    acknowledged_so_far.wait_for(|n| *n >= 20).await.unwrap();
+    let stopping = tokio::spawn(engine1.stop());
+    let (acknowledged, refusal) = tokio::time::timeout(std::time::Duration::from_secs(60), writer)
+        .await
+        .expect("writes are refused while the final flush is held")
+        .unwrap();
+    assert_eq!(refusal.as_deref(), Ok("ServiceUnavailable"), "how the writer was stopped");
+    assert!(!stopping.is_finished(), "the refusal came while the final flush was held");
+    flush.wait_arrivals(1).await;
+    flush.set_open(true);
+    assert_eq!(stopping.await.unwrap().unwrap(), Exit::Clean);
+    assert!(acknowledged.len() >= 20);
     let fresh = tempfile::tempdir().unwrap();
     let engine2 = engine(&function, fresh.path(), &[]).await;
     let restored = read_all(&engine2.client()).await;
-    // Every acknowledged write was flushed; at most the one whose answer was cut off is extra.
-    assert!(
-        restored.starts_with(&acknowledged),
+    // Writes in flight when writes closed were finished and answered: exactly the
+    // acknowledged ones are back.
+    assert_eq!(
+        restored,
+        acknowledged,
         "{} restored, {} acknowledged",
         restored.len(),
         acknowledged.len()
     );
-    assert!(restored.len() <= acknowledged.len() + 1);
+    engine2.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_final_flush_the_function_never_answers_fails_at_the_budget() {
+    let (function, flush) = gated_function("flush", false).await;
+    let volume = tempfile::tempdir().unwrap();
+    let budget = std::time::Duration::from_secs(2);
+    let settings = [("WEFTKIT_PERSIST_FLUSH_BUDGET", "2s"), ("WEFTKIT_PERSIST_RETRY_FOR", "60s")];
+    let engine1 = engine(&function, volume.path(), &settings).await;
+    create_table(&engine1.client()).await;
+    write(&engine1.client(), 0..10).await;
+    let started = std::time::Instant::now();
+    let exit = engine1.stop().await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(exit, Exit::Failed, "an unacknowledged flush is a failed exit (code 1)");
+    assert!(flush.arrivals() >= 1, "the flush reached the function and hung there");
+    assert!(
+        took >= budget && took < budget + std::time::Duration::from_secs(6),
+        "stopped after {took:?} with a budget of {budget:?}"
+    );
+
+    // Nothing was lost: the change log kept it, and the next boot on the volume pushes it.
+    flush.set_open(true);
+    let engine2 = engine(&function, volume.path(), &[]).await;
+    assert_eq!(engine2.stop().await.unwrap(), Exit::Clean);
+    let fresh = tempfile::tempdir().unwrap();
+    let engine3 = engine(&function, fresh.path(), &[]).await;
+    assert_eq!(read_all(&engine3.client()).await, all(0..10));
+    engine3.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn ready_answers_503_while_restoring() {
+    let (function, restore) = gated_function("restore", true).await;
+    let first = tempfile::tempdir().unwrap();
+    let engine1 = engine(&function, first.path(), &[]).await;
+    create_table(&engine1.client()).await;
+    write(&engine1.client(), 0..20).await;
+    assert_eq!(engine1.stop().await.unwrap(), Exit::Clean);
+
+    restore.set_open(false);
+    let held = restore.arrivals() + 1;
+    let fresh = tempfile::tempdir().unwrap();
+    let config = common::with_persist(common::config(fresh.path()), persist_config(&function, &[]));
+    let engine2 = Engine::spawn(config).await;
+    restore.wait_arrivals(held).await;
+    let ready = reqwest::get(format!("{}/ready", engine2.url())).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = serde_json::from_slice(&ready.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["status"], "restoring");
+    restore.set_open(true);
+    engine2.wait_ready().await;
+    assert!(!engine2.has_stopped());
+    assert_eq!(reqwest::get(format!("{}/ready", engine2.url())).await.unwrap().status(), 200);
+    assert_eq!(read_all(&engine2.client()).await, all(0..20));
+    engine2.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn restore_on_boot_always_replaces_a_local_database_that_is_in_step() {
+    let function = Server::start(Backend::file().unwrap()).await;
+    let volume = tempfile::tempdir().unwrap();
+    let engine1 = engine(&function, volume.path(), &[]).await;
+    create_table(&engine1.client()).await;
+    write(&engine1.client(), 0..10).await;
+    assert_eq!(engine1.stop().await.unwrap(), Exit::Clean);
+    // Local changes the function never saw, on a volume whose marker says it is in step: `auto`
+    // would keep them (see a_restart_on_the_same_volume_continues_with_deltas).
+    let unpersisted = Engine::start_with(common::config(volume.path())).await;
+    write(&unpersisted.client(), 10..15).await;
+    assert_eq!(unpersisted.stop().await.unwrap(), Exit::Clean);
+
+    let engine2 =
+        engine(&function, volume.path(), &[("WEFTKIT_PERSIST_RESTORE_ON_BOOT", "always")]).await;
+    assert!(!engine2.has_stopped());
+    assert_eq!(read_all(&engine2.client()).await, all(0..10), "the function's state, only");
+    let aside: Vec<_> = volume
+        .path()
+        .read_dir()
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with("db.replaced-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the local database is kept aside, not deleted");
     engine2.stop().await.unwrap();
 }

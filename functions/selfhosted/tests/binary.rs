@@ -63,9 +63,21 @@ async fn sigterm_lets_an_in_flight_upload_finish_then_exits_cleanly() {
             &format!("file://{}", dir.path().display()),
         ])
         .env("WKP1_KEYS", keys_env())
+        // Small parts: the upload's first half reaches the store while the second is held back,
+        // which is how the test knows the upload is in flight.
+        .env("WKP1_PART_SIZE", "65536")
+        .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let (log_tx, log) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = log_tx.send(line);
+        }
+    });
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let mut healthy = false;
@@ -123,11 +135,22 @@ async fn sigterm_lets_an_in_flight_upload_finish_then_exits_cleanly() {
             .body(reqwest::Body::wrap_stream(stream))
             .send(),
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = files_under(dir.path());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while files_under(dir.path()) == before {
+        assert!(std::time::Instant::now() < deadline, "the upload's first parts never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(
         Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success()
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let shutting_down = tokio::task::spawn_blocking(move || {
+        log.iter().any(|line| line.contains("shutting down: finishing in-flight requests"))
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_secs(30), shutting_down).await.unwrap().unwrap(),
+        "the function logs that it got SIGTERM"
+    );
     assert!(child.try_wait().unwrap().is_none(), "exited with an upload in flight");
     release_tx.send(()).unwrap();
     let response = upload.await.unwrap().unwrap();
@@ -140,4 +163,21 @@ async fn sigterm_lets_an_in_flight_upload_finish_then_exits_cleanly() {
     let manifests =
         std::fs::read_dir(dir.path().join("kv/orders/replica-0/manifest")).unwrap().count();
     assert_eq!(manifests, 2, "the claim and the commit");
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> std::collections::BTreeSet<std::path::PathBuf> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                found.insert(path);
+            }
+        }
+    }
+    found
 }

@@ -163,6 +163,12 @@ impl Respond for Forwarder {
     }
 }
 
+/// The S3 client's timeout in the timeout tests: far above what a request to a busy shared
+/// moto takes, so only the injected hangs time out.
+const STORE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long an injected hang lasts: well past the timeout, so it always fires.
+const HANG: Duration = Duration::from_secs(10);
+
 /// A server whose S3 store sits behind the proxy, with a short S3 timeout and few retries.
 async fn proxied(timeout: Duration) -> Option<(Server, Arc<Proxy>, MockServer)> {
     let mut backend = Backend::s3("moto")?;
@@ -221,14 +227,14 @@ async fn store_that_keeps_failing_gives_a_clear_503_and_keeps_the_committed_stat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_timeouts_on_get_are_retried_to_success() {
-    let Some((server, proxy, _mock)) = proxied(Duration::from_millis(500)).await else { return };
+    let Some((server, proxy, _mock)) = proxied(STORE_TIMEOUT).await else { return };
     let client = server.client("replica-0");
     let generation = client.plan(true).await.unwrap().generation;
     let snap = segment(SegmentHeader::snapshot(9), &noise(10_000, 2)).await;
     client.persist(generation, &snap.file).await.unwrap();
     // Manifests are cached once read, so the listing is what a restore reads from the store.
-    proxy.rule("GET", "list-type=2", 2, Fault::Hang(Duration::from_secs(3)));
-    proxy.rule("GET", "/segments/", 1, Fault::Hang(Duration::from_secs(3)));
+    proxy.rule("GET", "list-type=2", 2, Fault::Hang(HANG));
+    proxy.rule("GET", "/segments/", 1, Fault::Hang(HANG));
     let dir = tempfile::tempdir().unwrap();
     let restored = client.restore(false, dir.path()).await.unwrap();
     assert_eq!(restored.segments.len(), 1);
@@ -238,13 +244,13 @@ async fn store_timeouts_on_get_are_retried_to_success() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_response_after_a_successful_create_only_put_is_resolved() {
-    let Some((server, proxy, _mock)) = proxied(Duration::from_millis(800)).await else { return };
+    let Some((server, proxy, _mock)) = proxied(STORE_TIMEOUT).await else { return };
     let client = server.client("replica-0");
     let generation = client.plan(true).await.unwrap().generation;
     // The part and the manifest both land, but their answers never arrive: the S3 client
     // retries, finds the objects present, and the function must recognise its own writes.
-    proxy.rule("PUT", "/segments/", 1, Fault::ForwardThenHang(Duration::from_secs(3)));
-    proxy.rule("PUT", "/manifest/", 1, Fault::ForwardThenHang(Duration::from_secs(3)));
+    proxy.rule("PUT", "/segments/", 1, Fault::ForwardThenHang(HANG));
+    proxy.rule("PUT", "/manifest/", 1, Fault::ForwardThenHang(HANG));
     let snap = segment(SegmentHeader::snapshot(5), &noise(30_000, 3)).await;
     let response = client.persist(generation, &snap.file).await.unwrap();
     assert_eq!(response.outcome, Outcome::Committed);

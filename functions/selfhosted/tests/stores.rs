@@ -336,10 +336,18 @@ async fn replicas_are_isolated(backend: Backend) {
     b.persist(gb, &segment(SegmentHeader::snapshot(9), b"replica one").await.file).await.unwrap();
     assert_eq!(restored_payloads(&server, "replica-0").await, (5, vec![b"replica zero".to_vec()]));
     assert_eq!(restored_payloads(&server, "replica-1").await, (9, vec![b"replica one".to_vec()]));
+    // Every object is in one of the two replicas' own subtrees, and each holds its own.
     let keys = server.fingerprint().await;
-    assert!(keys.keys().all(|k| k.contains("/kv/orders/replica-0/")
-        || k.contains("/kv/orders/replica-1/")
-        || k.starts_with("kv/orders/")));
+    let base = |replica| {
+        let subtree = wkp1_selfhosted::testing::subtree(replica);
+        wkp1_function::layout::Layout::new(&server.config.prefix, &subtree).base().to_owned()
+    };
+    let (zero, one) = (base("replica-0"), base("replica-1"));
+    assert!(zero.ends_with("/replica-0/") && one.ends_with("/replica-1/"), "{zero} {one}");
+    let stray: Vec<_> =
+        keys.keys().filter(|k| !k.starts_with(&zero) && !k.starts_with(&one)).collect();
+    assert!(stray.is_empty(), "objects outside both replicas' subtrees: {stray:?}");
+    assert!(keys.keys().any(|k| k.starts_with(&zero)) && keys.keys().any(|k| k.starts_with(&one)));
 }
 
 async fn concurrent_replicas_lose_nothing(backend: Backend) {

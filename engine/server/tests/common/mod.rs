@@ -91,6 +91,13 @@ impl Engine {
 
     /// Starts a server and waits until it is ready (or has stopped).
     pub async fn start_with(config: ServerConfig) -> Self {
+        let engine = Self::spawn(config).await;
+        engine.wait_ready().await;
+        engine
+    }
+
+    /// Starts a server without waiting for its boot: its HTTP side answers at once.
+    pub async fn spawn(config: ServerConfig) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let data = config.data.clone();
@@ -98,9 +105,7 @@ impl Engine {
         let task = tokio::spawn(run(config, listener, async move {
             let _ = stopped.await;
         }));
-        let engine = Self { address, data, stop: Some(stop), task: Some(task), _dir: None };
-        engine.wait_ready().await;
-        engine
+        Self { address, data, stop: Some(stop), task: Some(task), _dir: None }
     }
 
     pub fn url(&self) -> String {
