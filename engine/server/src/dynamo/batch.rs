@@ -462,7 +462,7 @@ impl Service {
                 get.key.as_ref().ok_or_else(|| DynamoError::validation("Get needs a Key"))?,
             )?;
             let bytes = snapshot.get(&table.family(), &key).map_err(|e| self.engine(&table, e))?;
-            let item = bytes.map(|b| self.decode(&table, &b)).transpose()?.flatten();
+            let item = bytes.map(|b| self.decode(&table, &key, &b)).transpose()?.flatten();
             *sizes.entry(table.name.clone()).or_default() += item.as_ref().map_or(0, item_size);
             responses.push(match item {
                 Some(item) => json!({"Item": project(item, projection.as_deref())}),

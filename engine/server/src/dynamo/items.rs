@@ -16,6 +16,8 @@ use super::value::{Item, Value, item_size};
 
 /// DynamoDB's item size limit.
 pub(crate) const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// DynamoDB's limit on lists and maps inside lists and maps.
+pub(crate) const MAX_NESTING: usize = 32;
 
 /// The expression parts of a request, with their placeholders.
 #[derive(Debug, Default, Deserialize)]
@@ -141,8 +143,7 @@ impl Table {
     /// The Unix time the item expires at, when TTL is on and it carries a numeric TTL value.
     pub(crate) fn expires_at(&self, item: &Item) -> Option<u64> {
         let Value::N(n) = item.get(self.ttl_attribute.as_deref()?)? else { return None };
-        use bigdecimal::ToPrimitive;
-        n.decimal().to_u64()
+        n.to_u64()
     }
 }
 
@@ -150,6 +151,9 @@ pub(crate) fn validate_item(table: &Table, item: &Item) -> Result<Vec<u8>, Dynam
     let key = table.key_of(item)?;
     if item.keys().any(String::is_empty) {
         return Err(DynamoError::validation("an attribute name may not be empty"));
+    }
+    if item.values().any(|v| v.depth() > MAX_NESTING) {
+        return Err(DynamoError::validation("Nesting Levels have exceeded supported limits"));
     }
     let size = item_size(item);
     if size > MAX_ITEM_BYTES {
@@ -259,14 +263,34 @@ impl Service {
     /// The stored item under `key`, unless absent or past its TTL.
     pub(crate) fn load(&self, table: &Table, key: &[u8]) -> Result<Option<Item>, DynamoError> {
         let bytes = self.db.get(&table.family(), key).map_err(|e| self.engine(table, e))?;
-        bytes.map(|b| self.decode(table, &b)).transpose().map(Option::flatten)
+        bytes.map(|b| self.decode(table, key, &b)).transpose().map(Option::flatten)
     }
 
-    /// A stored item, unless past its TTL.
-    pub(crate) fn decode(&self, table: &Table, bytes: &[u8]) -> Result<Option<Item>, DynamoError> {
-        let item: Item = serde_json::from_slice(bytes)
-            .map_err(|e| DynamoError::internal(format!("stored item of {}: {e}", table.name)))?;
-        Ok(self.live(table, item))
+    /// The stored item under `key`, unless past its TTL. Every write validates its item, so a
+    /// record that does not decode is damage on disk: the error names the item, so the one
+    /// item can be found and repaired while every other item stays readable.
+    pub(crate) fn decode(
+        &self,
+        table: &Table,
+        key: &[u8],
+        bytes: &[u8],
+    ) -> Result<Option<Item>, DynamoError> {
+        Ok(self.live(table, self.decode_stored(table, key, bytes)?))
+    }
+
+    /// The stored item under `key`, expired or not.
+    fn decode_stored(&self, table: &Table, key: &[u8], bytes: &[u8]) -> Result<Item, DynamoError> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            tracing::error!(table = %table.name, key = %hex::encode(key), "decode stored item: {e}");
+            DynamoError::new(
+                Kind::Internal,
+                format!(
+                    "Internal server error: the stored item of table {} under engine key {} cannot be decoded",
+                    table.name,
+                    hex::encode(key)
+                ),
+            )
+        })
     }
 
     /// The item, unless its TTL has passed (it may not have been reclaimed yet).
@@ -310,26 +334,39 @@ impl Service {
 
     /// TTL was just enabled: give stored items with a TTL value their engine expiry, so the
     /// engine reclaims them (reads already hide them).
-    pub(crate) fn expire_existing(&self, table: &Table) -> Result<(), DynamoError> {
+    /// Re-writes every item that carries `attribute` with the engine expiry `table` gives it,
+    /// so the engine reclaims (or stops reclaiming) items as the table's TTL now says. A chunk
+    /// of items at a time, under their locks, so no concurrent write is overwritten.
+    pub(crate) fn restamp_expiry(&self, table: &Table, attribute: &str) -> Result<(), DynamoError> {
+        const CHUNK: usize = 256;
         let family = table.family();
-        let mut batch = WriteBatch::new();
-        for entry in self.db.range(&family, .., weftkit_kv::Direction::Forward)? {
-            let (key, _) = entry?;
-            let _guard = self.locks.write([(family.as_str(), key.as_slice())])?;
-            // Re-read under the item's lock: a write since the scan wins.
-            if let Some(item) = self.load(table, &key)?
-                && table.expires_at(&item).is_some()
-            {
-                self.stage_put(&mut batch, table, key, &item);
-                if batch.len() >= 256 {
-                    self.commit(table, &std::mem::take(&mut batch))?;
+        let mut entries = self.db.range(&family, .., weftkit_kv::Direction::Forward)?;
+        loop {
+            let keys = entries
+                .by_ref()
+                .take(CHUNK)
+                .map(|entry| entry.map(|(key, _)| key))
+                .collect::<Result<Vec<_>, _>>()?;
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let _guard = self.locks.write(keys.iter().map(|k| (family.as_str(), k.as_slice())))?;
+            let mut batch = WriteBatch::new();
+            for key in keys {
+                // Re-read under the item's lock: a write since the scan wins.
+                let Some(bytes) = self.db.get(&family, &key).map_err(|e| self.engine(table, e))?
+                else {
+                    continue;
+                };
+                let item = self.decode_stored(table, &key, &bytes)?;
+                if item.contains_key(attribute) {
+                    self.stage_put(&mut batch, table, key, &item);
                 }
             }
+            if !batch.is_empty() {
+                self.commit(table, &batch)?;
+            }
         }
-        if !batch.is_empty() {
-            self.commit(table, &batch)?;
-        }
-        Ok(())
     }
 
     pub(crate) fn put_item(&self, mut req: PutItem) -> Result<Json, DynamoError> {

@@ -1,6 +1,6 @@
 //! The DynamoDB JSON 1.0 protocol over a WeftKitKV database.
 //!
-//! - [`value`]: attribute values and numbers.
+//! - [`value`]: attribute values; [`number`]: DynamoDB's exact numbers.
 //! - [`keys`]: order-preserving item keys.
 //! - [`expr`]: condition, update, projection expressions.
 //! - `tables`, `items`, `scan`, `batch`: the operations.
@@ -11,6 +11,7 @@
 pub mod error;
 pub mod expr;
 pub mod keys;
+pub mod number;
 pub mod sigv4;
 pub mod value;
 

@@ -370,7 +370,7 @@ impl Service {
             {
                 continue;
             }
-            let Some(item) = self.decode(table, &value)? else { continue };
+            let Some(item) = self.decode(table, &key, &value)? else { continue };
             scanned += 1;
             bytes += item_size(&item);
             last = Some(table.key_attributes(&item));

@@ -366,7 +366,13 @@ impl Service {
             ttl_attribute: None,
         };
         let description = table.describe("ACTIVE", &self.region, None);
-        self.catalog.store(&self.db, table)?;
+        if let Err(err) = self.catalog.store(&self.db, table) {
+            // No definition, no table: take the family back so nothing is left behind.
+            if let Err(drop_err) = self.db.drop_family(&family) {
+                tracing::warn!(%family, "drop the family of a table not created: {drop_err}");
+            }
+            return Err(err);
+        }
         Ok(json!({"TableDescription": description}))
     }
 
@@ -409,9 +415,13 @@ impl Service {
     pub(crate) fn delete_table(&self, req: TableName) -> Result<Json, DynamoError> {
         let _guard = self.locks.catalog();
         let table = self.catalog.get(&req.table_name)?;
+        // Removing the definition is the commit point: the table is gone from then on.
         self.db.delete(CATALOG, table.name.as_bytes())?;
         self.catalog.tables.write().expect("catalog lock").remove(&table.name);
-        self.db.drop_family(&table.family())?;
+        if let Err(err) = self.db.drop_family(&table.family()) {
+            // A later CreateTable of the same name drops the leftover family first.
+            tracing::warn!(table = %table.name, "drop the family of a deleted table: {err}");
+        }
         Ok(json!({"TableDescription": table.describe("DELETING", &self.region, None)}))
     }
 
@@ -438,10 +448,24 @@ impl Service {
             (_, true) => Some(spec.attribute_name.clone()),
             (_, false) => None,
         };
-        let enabling = ttl_attribute.is_some();
-        self.catalog.store(&self.db, Table { ttl_attribute, ..(*table).clone() })?;
-        if enabling {
-            self.expire_existing(&*self.catalog.get(&table.name)?)?;
+        let updated = Table { ttl_attribute: ttl_attribute.clone(), ..(*table).clone() };
+        match ttl_attribute {
+            Some(attribute) => {
+                // Reads honour the TTL from this commit on; re-stamping the items only lets
+                // the engine reclaim expired ones, so its failure leaves the change in place.
+                self.catalog.store(&self.db, updated)?;
+                let table = self.catalog.get(&table.name)?;
+                if let Err(err) = self.restamp_expiry(&table, &attribute) {
+                    tracing::warn!(table = %table.name, "expired items are hidden but not yet reclaimed: {}", err.message);
+                }
+            }
+            None => {
+                // Clear the engine expiries first: once the catalog says TTL is off, no item
+                // may expire any more. Until then reads still apply the TTL, so a failure
+                // here changes nothing a client can see.
+                self.restamp_expiry(&updated, &spec.attribute_name)?;
+                self.catalog.store(&self.db, updated)?;
+            }
         }
         Ok(
             json!({"TimeToLiveSpecification": {"Enabled": spec.enabled, "AttributeName": spec.attribute_name}}),

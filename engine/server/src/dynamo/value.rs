@@ -1,16 +1,13 @@
-//! DynamoDB attribute values as they travel in JSON (`{"S": "..."}`, `{"N": "12.5"}`, ...), and
-//! numbers with DynamoDB's precision (38 digits) and ordering.
+//! DynamoDB attribute values as they travel in JSON (`{"S": "..."}`, `{"N": "12.5"}`, ...).
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use base64::Engine as _;
-use bigdecimal::BigDecimal;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::error::DynamoError;
+pub use super::number::Number;
 
 /// An item: attribute name to value.
 pub type Item = BTreeMap<String, Value>;
@@ -28,104 +25,6 @@ pub enum Value {
     Ss(Vec<String>),
     Ns(Vec<Number>),
     Bs(Vec<Vec<u8>>),
-}
-
-/// A DynamoDB number: exact decimal, kept in canonical form.
-#[derive(Debug, Clone)]
-pub struct Number(BigDecimal);
-
-/// DynamoDB's limits on numbers.
-const MAX_DIGITS: u64 = 38;
-
-impl Number {
-    pub fn parse(text: &str) -> Result<Self, DynamoError> {
-        let invalid = || {
-            DynamoError::validation(format!("the number {text:?} is not a valid DynamoDB number"))
-        };
-        let trimmed = text.trim();
-        if trimmed.is_empty()
-            || trimmed.len() > 64
-            || trimmed.contains(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
-        {
-            return Err(invalid());
-        }
-        let value = BigDecimal::from_str(trimmed).map_err(|_| invalid())?.normalized();
-        if value.digits() > MAX_DIGITS {
-            return Err(DynamoError::validation(format!(
-                "the number {text:?} has more than 38 significant digits"
-            )));
-        }
-        let (_, scale) = value.as_bigint_and_exponent();
-        // Magnitude limits: 1E-130 to 9.9999999999999999999999999999999999999E+125.
-        let exponent = value.digits() as i64 - scale;
-        if value != 0 && !(-129..=126).contains(&exponent) {
-            return Err(DynamoError::validation(format!(
-                "the number {text:?} is out of DynamoDB's range"
-            )));
-        }
-        Ok(Self(value))
-    }
-
-    pub fn from_decimal(value: BigDecimal) -> Result<Self, DynamoError> {
-        Self::parse(&value.normalized().to_plain_string())
-    }
-
-    pub fn decimal(&self) -> &BigDecimal {
-        &self.0
-    }
-
-    /// The canonical text: plain notation, no trailing zeros.
-    pub fn to_text(&self) -> String {
-        self.0.to_plain_string()
-    }
-
-    /// An order-preserving byte encoding: numbers compare as their encodings do.
-    pub fn sort_key(&self) -> Vec<u8> {
-        let (digits, scale) = self.0.as_bigint_and_exponent();
-        let (sign, magnitude) = digits.into_parts();
-        let text = magnitude.to_string();
-        if text == "0" {
-            return vec![0x80];
-        }
-        let digits = text.trim_end_matches('0');
-        // value = 0.d1d2... x 10^exponent
-        let exponent = text.len() as i64 - scale;
-        let biased = (exponent + 1000) as u16;
-        let negative = sign == bigdecimal::num_bigint::Sign::Minus;
-        let mut out = Vec::with_capacity(digits.len() + 4);
-        if negative {
-            out.push(0x40);
-            out.extend_from_slice(&(!biased).to_be_bytes());
-            out.extend(digits.bytes().map(|d| !d));
-            out.push(0xff);
-        } else {
-            out.push(0xc0);
-            out.extend_from_slice(&biased.to_be_bytes());
-            out.extend(digits.bytes());
-            out.push(0x00);
-        }
-        out
-    }
-}
-
-impl PartialEq for Number {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
-}
-
-impl Eq for Number {}
-
-impl PartialOrd for Number {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Number {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.cmp(&other.0)
-    }
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -165,20 +64,34 @@ impl Value {
         }
     }
 
+    /// Levels of lists and maps inside this value: 0 for a scalar or a set.
+    pub fn depth(&self) -> usize {
+        match self {
+            Value::L(l) => 1 + l.iter().map(Value::depth).max().unwrap_or(0),
+            Value::M(m) => 1 + m.values().map(Value::depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     /// Bytes this value counts for in DynamoDB's item size.
     pub fn size(&self) -> usize {
         match self {
             Value::S(s) => s.len(),
-            Value::N(n) => n.to_text().len().div_ceil(2) + 1,
+            Value::N(n) => number_size(n),
             Value::B(b) => b.len(),
             Value::Bool(_) | Value::Null => 1,
             Value::L(l) => 3 + l.iter().map(|v| v.size() + 1).sum::<usize>(),
             Value::M(m) => 3 + m.iter().map(|(k, v)| k.len() + v.size() + 1).sum::<usize>(),
             Value::Ss(s) => s.iter().map(String::len).sum(),
-            Value::Ns(n) => n.iter().map(|n| n.to_text().len().div_ceil(2) + 1).sum(),
+            Value::Ns(n) => n.iter().map(number_size).sum(),
             Value::Bs(b) => b.iter().map(Vec::len).sum(),
         }
     }
+}
+
+/// DynamoDB counts a number as one byte per two significant digits, plus one.
+fn number_size(n: &Number) -> usize {
+    n.significant_digits().div_ceil(2) + 1
 }
 
 /// Size of an item as DynamoDB counts it: names plus values.
@@ -295,43 +208,6 @@ impl<'de> Deserialize<'de> for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_are_canonical_and_sort_by_encoding() {
-        let texts = [
-            "-1e10",
-            "-12.5",
-            "-1",
-            "-0.001",
-            "0",
-            "0.001",
-            "0.0012",
-            "1",
-            "1.5",
-            "10",
-            "12.5",
-            "1e10",
-            "99999999999999999999999999999999999999",
-        ];
-        let numbers: Vec<Number> = texts.iter().map(|t| Number::parse(t).unwrap()).collect();
-        for pair in numbers.windows(2) {
-            assert!(pair[0] < pair[1], "{} < {}", pair[0].to_text(), pair[1].to_text());
-            assert!(
-                pair[0].sort_key() < pair[1].sort_key(),
-                "encoding of {} < {}",
-                pair[0].to_text(),
-                pair[1].to_text()
-            );
-        }
-        assert_eq!(Number::parse("1.50").unwrap().to_text(), "1.5");
-        assert_eq!(Number::parse("100").unwrap().to_text(), "100");
-        assert_eq!(
-            Number::parse("1.0").unwrap().sort_key(),
-            Number::parse("1").unwrap().sort_key()
-        );
-        assert!(Number::parse("abc").is_err());
-        assert!(Number::parse("1".repeat(39).as_str()).is_err());
-    }
 
     #[test]
     fn values_round_trip_through_dynamodb_json() {

@@ -228,6 +228,20 @@ class DynamoDBContract:
         )["Responses"]
         self.assertEqual([r["Item"]["balance"]["N"] for r in balances], ["30", "70"])
 
+    def test_numbers_at_the_edges_of_the_range_read_back_exactly(self):
+        # boto3 reads numbers with a 38-digit context that traps any rounding: what the server
+        # writes back must be exact text, not 126 digits of a plain 1E+125.
+        table = self.table("sk")
+        edges = ["1E+125", "-1E+125", "1E-130", "-1E-130", "9." + "9" * 37 + "E+125", "1" * 38, "0.5"]
+        for i, text in enumerate(edges):
+            table.put_item(Item={"pk": "p", "sk": i, "n": Decimal(text), "ns": {Decimal(text), Decimal(1)}})
+        for i, text in enumerate(edges):
+            item = table.get_item(Key={"pk": "p", "sk": i})["Item"]
+            self.assertEqual(item["n"], Decimal(text))
+            self.assertIn(Decimal(text), item["ns"])
+        scanned = sorted(table.scan()["Items"], key=lambda item: item["sk"])
+        self.assertEqual([item["n"] for item in scanned], [Decimal(t) for t in edges])
+
     def test_time_to_live(self):
         table = self.table()
         self.client.update_time_to_live(
@@ -252,6 +266,21 @@ class WeftKitKV(DynamoDBContract, unittest.TestCase):
         table.put_item(Item={"pk": "new", "expires": int(time.time()) + 3600})
         self.assertNotIn("Item", table.get_item(Key={"pk": "old"}))
         self.assertEqual([i["pk"] for i in table.scan()["Items"]], ["new"])
+
+    def test_numbers_outside_the_range_are_refused_and_store_nothing(self):
+        # moto stores any number text; DynamoDB refuses these with these messages.
+        table = self.table()
+        cases = {
+            "1E+126": "Number overflow",
+            "1E-131": "Number underflow",
+            "1" * 39: "Attempting to store more than 38 significant digits in a Number",
+        }
+        for text, message in cases.items():
+            with self.assertRaises(ClientError) as raised:
+                self.client.put_item(TableName=table.name, Item={"pk": {"S": "a"}, "n": {"N": text}})
+            self.assertEqual(error_code(raised), "ValidationException")
+            self.assertIn(message, raised.exception.response["Error"]["Message"])
+        self.assertEqual(table.scan()["Count"], 0)
 
     def test_batch_write_limit(self):
         # DynamoDB refuses more than 25 writes a batch; moto does not check it.
