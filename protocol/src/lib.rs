@@ -10,6 +10,7 @@
 //! - [`manifest`]: the manifest, restore plans and the other JSON bodies.
 //! - [`chain`]: validation of a snapshot-and-delta chain.
 //! - [`clock`]: an injectable Unix clock.
+//! - [`fencing`]: the typed `details` of a generation refusal.
 //! - [`error`]: error codes, their status codes and the JSON error body.
 //! - [`version`]: protocol versions and their compatibility.
 
@@ -17,6 +18,7 @@ pub mod chain;
 pub mod clock;
 pub mod endpoint;
 pub mod error;
+pub mod fencing;
 pub mod headers;
 pub mod ids;
 pub mod manifest;
@@ -28,6 +30,7 @@ pub use chain::{ChainError, validate_chain};
 pub use clock::Clock;
 pub use endpoint::{Endpoint, WkpPath};
 pub use error::{ErrorBody, ErrorCode, ProtocolError};
+pub use fencing::FencingDetails;
 pub use ids::{Identifier, Subtree};
 pub use segment::{SegmentHeader, SegmentKind, SegmentReader, SegmentVerifier, SegmentWriter};
 pub use signing::{KeyId, KeyRing, Secret, Signer, Verifier};

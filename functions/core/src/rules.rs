@@ -6,7 +6,7 @@ use serde_json::json;
 use wkp1_protocol::chain::check_append;
 use wkp1_protocol::manifest::{ChainEntry, Manifest, Outcome, SegmentDescriptor};
 use wkp1_protocol::segment::SegmentKind;
-use wkp1_protocol::{Endpoint, ErrorCode, ProtocolError};
+use wkp1_protocol::{Endpoint, ErrorCode, FencingDetails, ProtocolError};
 
 use crate::manifests::Decision;
 
@@ -31,7 +31,7 @@ fn generation_errors(current: &Manifest, generation: u64) -> Option<ProtocolErro
                 ),
             )
             .requirement("GEN-6")
-            .details(json!({"current_generation": current.generation})),
+            .fencing(FencingDetails::refused(current.generation)),
         );
     }
     if generation < current.generation {
@@ -44,7 +44,7 @@ fn generation_errors(current: &Manifest, generation: u64) -> Option<ProtocolErro
                 ),
             )
             .requirement("GEN-4")
-            .details(json!({"current_generation": current.generation})),
+            .fencing(FencingDetails::refused(current.generation)),
         );
     }
     current.writer_closed.then(|| {
@@ -53,7 +53,7 @@ fn generation_errors(current: &Manifest, generation: u64) -> Option<ProtocolErro
             format!("generation {generation} already flushed and closed"),
         )
         .requirement("FLUSH-2")
-        .details(json!({"current_generation": current.generation}))
+        .fencing(FencingDetails::refused(current.generation))
     })
 }
 

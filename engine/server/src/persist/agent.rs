@@ -12,7 +12,7 @@ use serde::Serialize;
 use weftkit_kv::{Database, Options};
 use wkp1_client::{Client, ClientConfig, ClientError, SegmentFile};
 use wkp1_protocol::manifest::{Outcome, RestorePlan};
-use wkp1_protocol::{ErrorCode, SegmentKind};
+use wkp1_protocol::{ErrorCode, FencingDetails, SegmentKind};
 
 use super::config::{PersistConfig, RestoreOnBoot};
 use super::marker::{self, Marker};
@@ -59,8 +59,16 @@ pub enum PersistError {
     Client(#[from] ClientError),
     #[error("engine: {0}")]
     Engine(#[from] weftkit_kv::Error),
-    #[error("{0}")]
-    Local(String),
+    /// An earlier persist was fenced; this process persists nothing more.
+    #[error("not persisting: {0}")]
+    AfterFencing(String),
+    /// The blocking task that exports or records state did not finish.
+    #[error("export task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("write the persist marker: {0}")]
+    Marker(std::io::Error),
+    #[error("create {}: {source}", path.display())]
+    Scratch { path: std::path::PathBuf, source: std::io::Error },
 }
 
 /// One upload.
@@ -139,21 +147,14 @@ fn fenced_error(
     if !matches!(error.code, ErrorCode::GenerationFenced | ErrorCode::GenerationClosed) {
         return None;
     }
-    let details = error.details.clone().unwrap_or_default();
+    let details = FencingDetails::of(error);
     Some(PersistError::Fenced {
         generation,
-        current: details["current_generation"].as_u64().unwrap_or(generation),
-        segment: details["segment"]
-            .as_str()
-            .filter(|_| details["kept"] != false)
-            .map(str::to_owned),
+        current: details.map_or(generation, |d| d.current_generation),
+        segment: details.filter(|d| d.kept).and_then(|d| d.segment).map(|id| id.to_hex()),
         first_seq,
         last_seq,
     })
-}
-
-fn blocking_error(e: tokio::task::JoinError) -> PersistError {
-    PersistError::Local(format!("export task failed: {e}"))
 }
 
 impl Agent {
@@ -367,7 +368,7 @@ impl Agent {
         snapshot: bool,
     ) -> Result<Option<Pushed>, PersistError> {
         if let Some(fenced) = &progress.fenced {
-            return Err(PersistError::Local(format!("not persisting: {fenced}")));
+            return Err(PersistError::AfterFencing(fenced.to_string()));
         }
         if progress.closed {
             return Ok(None);
@@ -407,13 +408,12 @@ impl Agent {
         let scratch = self.layout.scratch();
         let db = db.clone();
         let recorded = tokio::task::spawn_blocking(move || -> Result<(), PersistError> {
-            marker::write(&scratch, &marker)
-                .map_err(|e| PersistError::Local(format!("write the persist marker: {e}")))?;
+            marker::write(&scratch, &marker).map_err(PersistError::Marker)?;
             db.trim_changes(seq)?;
             Ok(())
         })
         .await
-        .map_err(blocking_error)
+        .map_err(PersistError::Task)
         .and_then(|r| r);
         if let Err(e) = recorded {
             // The function has the data; a longer change log only costs space.
@@ -439,10 +439,10 @@ impl Agent {
         let exported = {
             let (db, path) = (db.clone(), path.clone());
             tokio::task::spawn_blocking(move || -> Result<_, PersistError> {
-                let file =
-                    std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| {
-                        PersistError::Local(format!("create {}: {e}", path.display()))
-                    })?);
+                let file = std::io::BufWriter::new(
+                    std::fs::File::create(&path)
+                        .map_err(|source| PersistError::Scratch { path: path.clone(), source })?,
+                );
                 Ok(if snapshot {
                     Some(db.export_snapshot(file)?)
                 } else {
@@ -450,7 +450,7 @@ impl Agent {
                 })
             })
             .await
-            .map_err(blocking_error)??
+            .map_err(PersistError::Task)??
         };
         let Some(exported) = exported else {
             let _ = std::fs::remove_file(&path);
