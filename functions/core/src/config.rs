@@ -55,28 +55,51 @@ impl Default for FunctionConfig {
     }
 }
 
+/// Why a function cannot start with the configuration it was given. Each message names the
+/// setting to change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("grace_seconds must be at least {MIN_GRACE_SECONDS} (RET-2)")]
+    GraceTooShort,
+    #[error("max_inline_bytes, max_response_bytes and part_size must be positive")]
+    ZeroLimit,
+    #[error("max_segment_bytes must be at least max_inline_bytes")]
+    SegmentBelowInline,
+    #[error("presign_expiry_seconds must be 1 to 3600 (LARGE-4)")]
+    PresignExpiry,
+    #[error("path_prefix must start with '/' and not end with one, e.g. /api")]
+    PathPrefix,
+    #[error("presign_upload and presign_download need a store that presigns")]
+    PresignUnsupported,
+    #[error("the key ring is empty: no request could ever authenticate")]
+    NoKeys,
+    #[error("read keys file {path}: {source}")]
+    KeysFile { path: std::path::PathBuf, source: std::io::Error },
+    #[error("parse keys ({origin}): {source}")]
+    Keys { origin: &'static str, source: wkp1_protocol::signing::KeyError },
+}
+
 impl FunctionConfig {
     /// Checks the values against SPEC.md's bounds, naming the offending setting.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
         if self.grace_seconds < MIN_GRACE_SECONDS {
-            return Err(format!("grace_seconds must be at least {MIN_GRACE_SECONDS} (RET-2)"));
+            return Err(ConfigError::GraceTooShort);
         }
         if l.max_inline_bytes == 0 || l.max_response_bytes == 0 || self.part_size == 0 {
-            return Err(
-                "max_inline_bytes, max_response_bytes and part_size must be positive".into()
-            );
+            return Err(ConfigError::ZeroLimit);
         }
         if l.max_segment_bytes < l.max_inline_bytes {
-            return Err("max_segment_bytes must be at least max_inline_bytes".into());
+            return Err(ConfigError::SegmentBelowInline);
         }
         if self.presign_expiry_seconds == 0 || self.presign_expiry_seconds > 3600 {
-            return Err("presign_expiry_seconds must be 1 to 3600 (LARGE-4)".into());
+            return Err(ConfigError::PresignExpiry);
         }
         if !self.path_prefix.is_empty()
             && (!self.path_prefix.starts_with('/') || self.path_prefix.ends_with('/'))
         {
-            return Err("path_prefix must start with '/' and not end with one, e.g. /api".into());
+            return Err(ConfigError::PathPrefix);
         }
         Ok(())
     }

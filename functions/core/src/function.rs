@@ -3,16 +3,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderValue, Request, Response, header};
+use http::{Request, Response, header};
 use rand::Rng;
 use tracing::Instrument;
 use wkp1_protocol::endpoint::{RestoreQuery, WriteQuery, route};
-use wkp1_protocol::signing::{Authenticated, KeyRing, Verifier};
-use wkp1_protocol::{Endpoint, ErrorCode, ProtocolError, Subtree, headers};
+use wkp1_protocol::signing::{KeyRing, Verifier};
+use wkp1_protocol::{Endpoint, ErrorCode, ProtocolError, headers};
 
-use crate::config::FunctionConfig;
+use crate::config::{ConfigError, FunctionConfig};
+use crate::ctx::Ctx;
 use crate::layout::Layout;
-use crate::manifests::{ManifestCache, Manifests};
+use crate::manifests::ManifestCache;
 use crate::parts::RequestBody;
 use crate::response::{self, ResponseBody};
 use crate::store::Store;
@@ -21,53 +22,22 @@ use crate::{persist, restore};
 /// A WKP-1 function over store `S`. Cheap to share: wrap it in an `Arc`.
 #[derive(Debug)]
 pub struct Function<S> {
-    pub(crate) store: Arc<S>,
+    store: Arc<S>,
     verifier: Verifier,
-    pub(crate) config: FunctionConfig,
-    pub(crate) cache: ManifestCache,
-}
-
-/// Everything a handler knows about an authenticated request.
-pub(crate) struct Ctx<'a, S> {
-    pub(crate) function: &'a Function<S>,
-    pub(crate) subtree: Subtree,
-    pub(crate) layout: Layout,
-    pub(crate) auth: Authenticated,
-    pub(crate) request_id: String,
-    pub(crate) now: u64,
-}
-
-impl<S: Store> Ctx<'_, S> {
-    pub(crate) fn manifests(&self) -> Manifests<'_, S> {
-        Manifests {
-            store: &self.function.store,
-            layout: &self.layout,
-            cache: &self.function.cache,
-            now: self.now,
-            guess_for: self.function.config.grace_seconds / 2,
-            serialize: self.function.config.serialize_updates,
-        }
-    }
-
-    pub(crate) fn config(&self) -> &FunctionConfig {
-        &self.function.config
-    }
-
-    pub(crate) fn store(&self) -> &Arc<S> {
-        &self.function.store
-    }
+    config: FunctionConfig,
+    cache: ManifestCache,
 }
 
 impl<S: Store> Function<S> {
     /// Checks the configuration and builds the function.
-    pub fn new(store: S, keys: KeyRing, config: FunctionConfig) -> Result<Self, String> {
+    pub fn new(store: S, keys: KeyRing, config: FunctionConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let limits = &config.limits;
         if (limits.presign_upload || limits.presign_download) && !store.capabilities().presign {
-            return Err("presign_upload and presign_download need a store that presigns".into());
+            return Err(ConfigError::PresignUnsupported);
         }
         if keys.is_empty() {
-            return Err("the key ring is empty: no request could ever authenticate".into());
+            return Err(ConfigError::NoKeys);
         }
         Ok(Self {
             store: Arc::new(store),
@@ -110,15 +80,6 @@ impl<S: Store> Function<S> {
         async move {
             let response = match self.dispatch(request, &request_id).await {
                 Ok(response) => response,
-                Err(err) if err.code == ErrorCode::MethodNotAllowed => {
-                    let mut response = response::error(&err, &request_id);
-                    if let Some(allow) = err.details.as_ref().and_then(|d| d["allow"].as_str()) {
-                        response
-                            .headers_mut()
-                            .insert(header::ALLOW, HeaderValue::from_str(allow).expect("method"));
-                    }
-                    response
-                }
                 Err(err) => response::error(&err, &request_id),
             };
             let status = response.status().as_u16();
@@ -154,12 +115,13 @@ impl<S: Store> Function<S> {
         span.record("endpoint", route.endpoint.as_str());
         if parts.method != route.endpoint.method() {
             let allow = route.endpoint.method();
-            return Err(ProtocolError::new(
+            let err = ProtocolError::new(
                 ErrorCode::MethodNotAllowed,
                 format!("{} accepts only {allow}", route.endpoint),
             )
             .requirement("EP-2")
-            .details(serde_json::json!({"allow": allow.as_str()})));
+            .details(serde_json::json!({"allow": allow.as_str()}));
+            return Ok(response::method_not_allowed(&err, &allow, request_id));
         }
         let now = self.config.clock.now();
         let query = parts.uri.query().unwrap_or("");
@@ -168,7 +130,9 @@ impl<S: Store> Function<S> {
         let subtree = route.validate()?.subtree;
         span.record("subtree", tracing::field::display(&subtree));
         let ctx = Ctx {
-            function: self,
+            store: &self.store,
+            config: &self.config,
+            cache: &self.cache,
             layout: Layout::new(&self.config.prefix, &subtree),
             subtree,
             auth,
@@ -204,7 +168,7 @@ mod tests {
             config.limits.presign_upload = upload;
             config.limits.presign_download = download;
             let err = Function::new(store(), keys.clone(), config).unwrap_err();
-            assert!(err.contains("presign"), "{err}");
+            assert!(matches!(err, ConfigError::PresignUnsupported), "{err}");
         }
         assert!(Function::new(store(), keys, FunctionConfig::default()).is_ok());
     }

@@ -10,6 +10,7 @@
 //! - [`layout`]: object names inside a subtree.
 //! - [`config`]: limits, retention and the clock.
 //! - `function`: routing, authentication, dispatch, logging.
+//! - `ctx`: what the endpoint handlers know of one authenticated request.
 //! - `restore`, `persist`: the endpoints.
 //! - `rules`: the commit rules as pure functions (fencing, idempotency, chains).
 //! - `manifests`: the latest manifest and its compare-and-swap.
@@ -19,6 +20,7 @@
 //! - [`settings`] (feature `settings`): the flags every function binary shares.
 
 pub mod config;
+mod ctx;
 mod error;
 mod function;
 pub mod layout;
@@ -33,7 +35,7 @@ mod rules;
 pub mod settings;
 pub mod store;
 
-pub use config::{Clock, FunctionConfig};
+pub use config::{Clock, ConfigError, FunctionConfig};
 pub use function::Function;
 pub use parts::RequestBody;
 pub use response::ResponseBody;

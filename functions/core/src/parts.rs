@@ -76,6 +76,21 @@ pub(crate) struct Stored {
     pub(crate) sha256: [u8; 32],
 }
 
+impl Stored {
+    /// The one cleanup of a refused upload: when `result` is an error, the parts this request
+    /// created are deleted before the error goes back, so a refused body leaves nothing behind.
+    pub(crate) async fn kept_if_ok<S: Store, T>(
+        &self,
+        store: &S,
+        result: Result<T, ProtocolError>,
+    ) -> Result<T, ProtocolError> {
+        if result.is_err() {
+            delete_all(store, &self.created).await;
+        }
+        result
+    }
+}
+
 /// Why streaming a body into parts stopped.
 #[derive(Debug)]
 pub(crate) enum StreamError {

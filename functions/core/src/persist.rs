@@ -12,10 +12,10 @@ use wkp1_protocol::manifest::{
     SupersededSegment, wkp_version,
 };
 use wkp1_protocol::segment::SegmentVerifier;
-use wkp1_protocol::{Endpoint, ErrorCode, ProtocolError, headers};
+use wkp1_protocol::{Endpoint, ErrorCode, FencingDetails, ProtocolError, headers};
 
+use crate::ctx::Ctx;
 use crate::error::{internal, invalid, store_failed};
-use crate::function::Ctx;
 use crate::parts::{self, RequestBody, Stored, StreamError, Target};
 use crate::response::{self, ResponseBody};
 use crate::retention;
@@ -142,13 +142,26 @@ async fn inline<S: Store, B: RequestBody>(
     let mut verifier = SegmentVerifier::new();
     let limit = config.limits.max_inline_bytes;
     let target = Target { id: &id, start: 0, part_size: config.part_size, limit };
-    let result =
-        parts::store_body(ctx.store(), &ctx.layout, target, body, Some(&mut verifier)).await;
-    let stored = match result {
-        Ok(stored) => stored,
+    let stored = upload(ctx, target, body, Some(&mut verifier)).await?;
+    let checked = signed_body(ctx, &stored).and_then(|()| Ok(verifier.finish()?));
+    let verified = stored.kept_if_ok(&**ctx.store(), checked).await?;
+    clear_leftovers(ctx, &stored).await?;
+    let segment = SegmentDescriptor::from(&verified);
+    commit(ctx, segment, stored.lengths, generation, endpoint).await
+}
+
+/// Streams a body into the segment's part objects. On failure the parts it created are gone
+/// again, and the error says why in WKP-1's terms.
+async fn upload<S: Store, B: RequestBody>(
+    ctx: &Ctx<'_, S>,
+    target: Target<'_>,
+    body: B,
+    verifier: Option<&mut SegmentVerifier>,
+) -> Result<Stored, ProtocolError> {
+    match parts::store_body(ctx.store(), &ctx.layout, target, body, verifier).await {
+        Ok(stored) => Ok(stored),
         Err((err, stored)) => {
-            parts::delete_all(&**ctx.store(), &stored.created).await;
-            return Err(match err {
+            let err = match err {
                 StreamError::TooLarge(limit) => too_large(ctx, stored.total, limit),
                 // Refused either way; but when it is not even the body that was signed, that
                 // is the reason (`AUTH-3` before `SEG-8`).
@@ -157,23 +170,19 @@ async fn inline<S: Store, B: RequestBody>(
                 }
                 StreamError::Segment(e) => ProtocolError::from(e),
                 StreamError::Protocol(e) => e,
-            });
+            };
+            stored.kept_if_ok(&**ctx.store(), Err(err)).await
         }
-    };
-    if stored.sha256 != ctx.auth.content_sha256 {
-        parts::delete_all(&**ctx.store(), &stored.created).await;
-        return Err(hash_mismatch(&stored.sha256, &ctx.auth.content_sha256));
     }
-    let verified = match verifier.finish() {
-        Ok(verified) => verified,
-        Err(e) => {
-            parts::delete_all(&**ctx.store(), &stored.created).await;
-            return Err(ProtocolError::from(e));
-        }
-    };
-    clear_leftovers(ctx, &stored).await?;
-    let segment = SegmentDescriptor::from(&verified);
-    commit(ctx, segment, stored.lengths, generation, endpoint).await
+}
+
+/// `AUTH-3`: the bytes stored are the bytes that were signed.
+fn signed_body<S>(ctx: &Ctx<'_, S>, stored: &Stored) -> Result<(), ProtocolError> {
+    if stored.sha256 == ctx.auth.content_sha256 {
+        Ok(())
+    } else {
+        Err(hash_mismatch(&stored.sha256, &ctx.auth.content_sha256))
+    }
 }
 
 /// Hashes a body without storing it.
@@ -233,10 +242,10 @@ pub(crate) async fn commit<S: Store>(
         Err(err) if rules::keeps_data(&err) => {
             let record = SupersededSegment { segment, parts, generation, endpoint, kept_at: now };
             keep_superseded(ctx, &record).await?;
-            let mut details = err.details.clone().unwrap_or_else(|| json!({}));
-            details["kept"] = json!(true);
-            details["segment"] = json!(segment.id);
-            Err(ProtocolError { details: Some(details), ..err })
+            Err(match FencingDetails::of(&err) {
+                Some(refused) => err.fencing(refused.kept(segment.id)),
+                None => err,
+            })
         }
         Err(err) => Err(err),
     }
@@ -297,33 +306,20 @@ async fn part<S: Store, B: RequestBody>(
     }
     let limit = config.limits.max_inline_bytes.min(config.limits.max_segment_bytes - offset);
     let target = Target { id: &id, start: offset, part_size: config.part_size, limit };
-    let result = parts::store_body(ctx.store(), &ctx.layout, target, body, None).await;
-    let stored = match result {
-        Ok(stored) => stored,
-        Err((err, stored)) => {
-            parts::delete_all(&**ctx.store(), &stored.created).await;
-            return Err(match err {
-                StreamError::TooLarge(limit) => too_large(ctx, stored.total, limit),
-                StreamError::Segment(e) => ProtocolError::from(e),
-                StreamError::Protocol(e) => e,
-            });
-        }
-    };
-    if stored.sha256 != ctx.auth.content_sha256 {
-        parts::delete_all(&**ctx.store(), &stored.created).await;
-        return Err(hash_mismatch(&stored.sha256, &ctx.auth.content_sha256));
-    }
-    if !stored.differing.is_empty() {
-        if retention::is_referenced(ctx, &id).await? {
-            parts::delete_all(&**ctx.store(), &stored.created).await;
-            return Err(ProtocolError::new(
+    let stored = upload(ctx, target, body, None).await?;
+    let checked = match signed_body(ctx, &stored) {
+        Ok(()) if !stored.differing.is_empty() => match retention::is_referenced(ctx, &id).await {
+            Ok(true) => Err(ProtocolError::new(
                 ErrorCode::SegmentConflict,
                 format!("segment {id} is committed and its bytes at offset {offset} differ from this part"),
             )
-            .requirement("IDEM-2"));
-        }
-        clear_leftovers(ctx, &stored).await?;
-    }
+            .requirement("IDEM-2")),
+            other => other.map(drop),
+        },
+        other => other,
+    };
+    stored.kept_if_ok(&**ctx.store(), checked).await?;
+    clear_leftovers(ctx, &stored).await?;
     let body = PartResponse {
         wkp_version: wkp_version(),
         segment: id,

@@ -56,6 +56,18 @@ pub(crate) fn error(err: &ProtocolError, request_id: &str) -> Response<ResponseB
     response
 }
 
+/// `EP-2`: a known endpoint asked with the wrong method, with the one method it accepts.
+pub(crate) fn method_not_allowed(
+    err: &ProtocolError,
+    allow: &http::Method,
+    request_id: &str,
+) -> Response<ResponseBody> {
+    let mut response = error(err, request_id);
+    let allow = HeaderValue::from_str(allow.as_str()).expect("a method is a valid header value");
+    response.headers_mut().insert(header::ALLOW, allow);
+    response
+}
+
 pub(crate) fn segment_bytes(
     stream: ByteStream,
     length: u64,

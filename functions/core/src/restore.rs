@@ -7,8 +7,8 @@ use wkp1_protocol::manifest::{
 };
 use wkp1_protocol::{ErrorCode, ProtocolError};
 
+use crate::ctx::Ctx;
 use crate::error::{internal, invalid, store_failed};
-use crate::function::Ctx;
 use crate::parts::{self, RequestBody};
 use crate::response::{self, ResponseBody};
 use crate::retention;

@@ -11,8 +11,8 @@ use wkp1_protocol::endpoint::SegmentId;
 use wkp1_protocol::manifest::{Manifest, SegmentDescriptor, SupersededSegment};
 use wkp1_protocol::segment::SegmentKind;
 
+use crate::ctx::Ctx;
 use crate::error::store_failed;
-use crate::function::Ctx;
 use crate::store::Store;
 
 /// What a retention pass removed.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use wkp1_protocol::KeyRing;
 
 use crate::FunctionConfig;
+use crate::config::ConfigError;
 
 /// Settings common to every function binary.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -57,11 +58,11 @@ pub enum LogFormat {
 impl FunctionSettings {
     /// The key ring from `--keys-file` and/or `--keys`, or `None` when neither is set. Errors
     /// name the source, never a secret.
-    pub fn local_key_ring(&self) -> Result<Option<KeyRing>, String> {
+    pub fn local_key_ring(&self) -> Result<Option<KeyRing>, ConfigError> {
         let mut text = String::new();
         if let Some(path) = &self.keys_file {
             text = std::fs::read_to_string(path)
-                .map_err(|e| format!("read keys file {}: {e}", path.display()))?;
+                .map_err(|source| ConfigError::KeysFile { path: path.clone(), source })?;
             text.push('\n');
         }
         if let Some(inline) = &self.keys {
@@ -72,7 +73,7 @@ impl FunctionSettings {
         }
         KeyRing::parse(&text)
             .map(Some)
-            .map_err(|e| format!("parse keys (WKP1_KEYS_FILE / WKP1_KEYS): {e}"))
+            .map_err(|source| ConfigError::Keys { origin: "WKP1_KEYS_FILE / WKP1_KEYS", source })
     }
 
     /// The function configuration these settings describe on top of `base` (a deployment's
@@ -81,7 +82,7 @@ impl FunctionSettings {
         &self,
         base: FunctionConfig,
         store_prefix: &str,
-    ) -> Result<FunctionConfig, String> {
+    ) -> Result<FunctionConfig, ConfigError> {
         let prefix = [store_prefix.trim_matches('/'), self.prefix.trim_matches('/')]
             .into_iter()
             .filter(|p| !p.is_empty())
@@ -94,7 +95,7 @@ impl FunctionSettings {
         limits.max_segment_bytes = self.max_segment_bytes.unwrap_or(limits.max_segment_bytes);
         config.part_size = self.part_size.unwrap_or(config.part_size).min(limits.max_inline_bytes);
         config.grace_seconds = self.grace_seconds.unwrap_or(config.grace_seconds);
-        config.validate().map_err(|e| format!("invalid settings: {e}"))?;
+        config.validate()?;
         Ok(config)
     }
 }
