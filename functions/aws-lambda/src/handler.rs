@@ -145,7 +145,5 @@ fn build(
     config: &FunctionConfig,
     loaded: &Loaded,
 ) -> anyhow::Result<Arc<Function<S3Store>>> {
-    Function::new(store.clone(), loaded.keys.clone(), config.clone())
-        .map(Arc::new)
-        .map_err(anyhow::Error::msg)
+    Ok(Arc::new(Function::new(store.clone(), loaded.keys.clone(), config.clone())?))
 }

@@ -9,6 +9,7 @@ use wkp1_aws_lambda::keys::{KeySource, Remote};
 use wkp1_aws_lambda::s3::S3Store;
 use wkp1_aws_lambda::settings::{LogFormat, Settings};
 use wkp1_aws_lambda::{LambdaFunction, s3_client};
+use wkp1_function::store::probe::{Atomicity, NOT_ATOMIC_WARNING, probe_create_only};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -39,6 +40,10 @@ async fn start(settings: &Settings) -> anyhow::Result<LambdaFunction> {
     let config = settings.function_config()?;
     let sdk = aws_config::load_from_env().await;
     let store = S3Store::new(s3_client(&sdk, settings.s3_force_path_style), &settings.bucket);
+    // Once per container: a bucket whose create-only writes overwrite is refused.
+    if let Atomicity::NotAtomic { winners } = probe_create_only(&store, &config.prefix).await? {
+        tracing::warn!(winners, bucket = %settings.bucket, "{NOT_ATOMIC_WARNING}");
+    }
     let remote = match (&settings.keys_secret, &settings.keys_parameter) {
         (Some(secret_id), _) => Some(Remote::SecretsManager {
             client: aws_sdk_secretsmanager::Client::new(&sdk),
@@ -51,7 +56,7 @@ async fn start(settings: &Settings) -> anyhow::Result<LambdaFunction> {
     };
     let keys = match remote {
         Some(remote) => KeySource::Remote { remote, refresh: settings.keys_refresh() },
-        None => match settings.function.local_key_ring().map_err(anyhow::Error::msg)? {
+        None => match settings.function.local_key_ring()? {
             Some(keys) => KeySource::Static(keys),
             None => anyhow::bail!(
                 "no keys configured: set WKP1_KEYS_SECRET (Secrets Manager), \

@@ -88,6 +88,6 @@ impl Settings {
         base.limits.presign_upload = self.presign;
         base.limits.presign_download = self.presign;
         base.part_size = LAMBDA_INLINE_BYTES;
-        self.function.function_config(base, "").map_err(anyhow::Error::msg)
+        Ok(self.function.function_config(base, "")?)
     }
 }

@@ -1,4 +1,5 @@
-//! Store URLs and the conditional-write probe.
+//! Store URLs. (The conditional-write probe every adapter runs lives in the core:
+//! `wkp1_function::store::probe`.)
 //!
 //! | URL | store |
 //! |---|---|
@@ -10,15 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
-use rand::Rng;
 use url::Url;
 use wkp1_function::store::object_store::ObjectStoreBackend;
-use wkp1_function::{PutMode, Store, StoreError};
+pub use wkp1_function::store::probe::{Atomicity, NOT_ATOMIC_WARNING, probe_create_only};
 
 /// A store opened from a URL, with the key prefix the URL's path names.
 #[derive(Debug)]
@@ -110,69 +109,4 @@ pub fn open_with(url: &str, s3: &S3Options) -> anyhow::Result<OpenedStore> {
         other => bail!("unsupported store URL scheme {other:?}: use file://, s3:// or memory://"),
     };
     Ok(OpenedStore { store: ObjectStoreBackend::new(inner, update_cas), prefix, description })
-}
-
-/// Refuses a store that does not honour create-only writes: without them WKP-1 would silently
-/// lose its no-overwrite and fencing guarantees (`MAN-2`, `MAN-4`).
-///
-/// Returns whether the writes also looked atomic when raced: some servers check for the object
-/// and write it in two steps, so two concurrent writers can both succeed. That is not refused
-/// (the race is rare and sequential writers are still fenced) but the caller must say so.
-pub async fn probe_create_only(store: &impl Store, prefix: &str) -> anyhow::Result<Atomicity> {
-    let key = probe_key(prefix);
-    store
-        .put(&key, Bytes::from_static(b"first"), PutMode::Create)
-        .await
-        .with_context(|| format!("probe the store with a create-only write of {key}"))?;
-    let second = store.put(&key, Bytes::from_static(b"second"), PutMode::Create).await;
-    let cleanup = store.delete(&key).await;
-    match second {
-        Err(StoreError::AlreadyExists(_)) => {}
-        Ok(()) => bail!(
-            "the store accepted a second create-only write of {key}: it ignores If-None-Match, so \
-             segments could be overwritten and stale writers could not be fenced; refusing to start"
-        ),
-        Err(e) => bail!("probe the store's create-only writes: {e}"),
-    }
-    cleanup.with_context(|| format!("delete probe object {key}"))?;
-    race_create_only(store, prefix).await
-}
-
-/// Whether racing create-only writes of one key let exactly one through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Atomicity {
-    Atomic,
-    /// More than one racing writer succeeded.
-    NotAtomic {
-        winners: usize,
-    },
-}
-
-/// What to log about a store whose create-only writes are not atomic.
-pub const NOT_ATOMIC_WARNING: &str = "create-only writes are not atomic on this store: two concurrent \
-    writers of one subtree can both succeed, so a zombie writer racing a new claim may not be \
-    fenced (SPEC MAN-2, GEN-4). Sequential writers are still fenced. Use a store with atomic \
-    conditional writes (AWS S3, GCS, Azure Blob, MinIO, a local directory) in production.";
-
-const RACERS: usize = 16;
-
-async fn race_create_only(store: &impl Store, prefix: &str) -> anyhow::Result<Atomicity> {
-    let key = probe_key(prefix);
-    let attempts =
-        (0..RACERS).map(|i| store.put(&key, Bytes::from(format!("racer {i}")), PutMode::Create));
-    let results = futures::future::join_all(attempts).await;
-    let _ = store.delete(&key).await;
-    let winners = results.iter().filter(|r| r.is_ok()).count();
-    if let Some(Err(e)) =
-        results.iter().find(|r| !matches!(r, Ok(()) | Err(StoreError::AlreadyExists(_))))
-    {
-        bail!("probe racing create-only writes: {e}");
-    }
-    Ok(if winners == 1 { Atomicity::Atomic } else { Atomicity::NotAtomic { winners } })
-}
-
-fn probe_key(prefix: &str) -> String {
-    let prefix = prefix.trim_matches('/');
-    let separator = if prefix.is_empty() { "" } else { "/" };
-    format!("{prefix}{separator}.wkp1-probe-{:016x}", rand::rng().random::<u64>())
 }

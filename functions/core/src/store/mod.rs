@@ -10,11 +10,15 @@
 //!   `O_EXCL` on a file system), and it is all the function core relies on.
 //! - `put` with [`PutMode::Update`] is compare-and-swap against a version from `head`/`list`;
 //!   stores without it return [`StoreError::Unsupported`]. The core does not need it.
-//! - `list` returns every object under a prefix (all pages), in any order.
+//! - `list` takes a prefix ending in `/` and returns every object whose key starts with it
+//!   (all pages), in any order.
 //! - Errors name the kind of failure; their messages are for logs, never for clients.
 
 #[cfg(feature = "object-store")]
 pub mod object_store;
+pub mod probe;
+#[cfg(feature = "testing")]
+pub mod suite;
 
 use std::fmt;
 use std::future::Future;
