@@ -26,6 +26,9 @@ pub enum Error {
     /// A snapshot or delta that does not apply to this database.
     #[error("import: {0}")]
     Import(String),
+    /// A snapshot or delta could not be written.
+    #[error("export: {0}")]
+    Export(String),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
     /// The storage engine underneath failed.
@@ -76,8 +79,14 @@ from_redb!(
     redb::SetDurabilityError
 );
 
-impl From<wkp1_protocol::segment::SegmentError> for Error {
-    fn from(err: wkp1_protocol::segment::SegmentError) -> Self {
+impl Error {
+    /// A segment that could not be written, while exporting.
+    pub(crate) fn export(err: wkp1_protocol::segment::SegmentError) -> Self {
+        Error::Export(err.to_string())
+    }
+
+    /// A segment that could not be read, while importing.
+    pub(crate) fn import(err: wkp1_protocol::segment::SegmentError) -> Self {
         Error::Import(err.to_string())
     }
 }

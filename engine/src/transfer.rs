@@ -63,7 +63,8 @@ impl Database {
     pub fn export_snapshot<W: Write>(&self, out: W) -> Result<Exported> {
         let snapshot = self.snapshot()?;
         let seq = snapshot.seq()?;
-        let mut writer = SegmentWriter::new(out, SegmentHeader::snapshot(seq))?;
+        let mut writer =
+            SegmentWriter::new(out, SegmentHeader::snapshot(seq)).map_err(Error::export)?;
         writer.write_all(SNAPSHOT_MAGIC).map_err(io("write snapshot"))?;
         let mut records = 0u64;
         let mut buf = Vec::with_capacity(64 << 10);
@@ -94,7 +95,7 @@ impl Database {
         buf.extend_from_slice(&seq.to_be_bytes());
         buf.extend_from_slice(&records.to_be_bytes());
         writer.write_all(&buf).map_err(io("write snapshot"))?;
-        Ok(Exported { segment: writer.finish()?, records })
+        Ok(Exported { segment: writer.finish().map_err(Error::export)?, records })
     }
 
     /// Writes a delta segment of the changes after `since`; `None` when there are none.
@@ -104,7 +105,8 @@ impl Database {
         if last <= since {
             return Ok(None);
         }
-        let mut writer = SegmentWriter::new(out, SegmentHeader::delta(since, last))?;
+        let mut writer =
+            SegmentWriter::new(out, SegmentHeader::delta(since, last)).map_err(Error::export)?;
         writer.write_all(DELTA_MAGIC).map_err(io("write delta"))?;
         let mut records = 0u64;
         for change in changes {
@@ -117,7 +119,7 @@ impl Database {
         }
         writer.write_all(&[0]).map_err(io("write delta"))?;
         writer.write_all(&records.to_be_bytes()).map_err(io("write delta"))?;
-        Ok(Some(Exported { segment: writer.finish()?, records }))
+        Ok(Some(Exported { segment: writer.finish().map_err(Error::export)?, records }))
     }
 
     /// Builds a new database at `path` from a snapshot (or none: the empty state) and the deltas
@@ -234,7 +236,8 @@ impl Importer<'_> {
         reader: R,
         expect: SegmentKind,
     ) -> Result<SegmentReader<BufReader<R>>> {
-        let segment = SegmentReader::new(BufReader::with_capacity(256 << 10, reader))?;
+        let segment = SegmentReader::new(BufReader::with_capacity(256 << 10, reader))
+            .map_err(Error::import)?;
         let kind = segment.header().kind;
         if kind != expect {
             return Err(Error::Import(format!("expected a {expect} segment, got a {kind}")));
@@ -290,7 +293,7 @@ impl Importer<'_> {
         }
         expect_end(&mut r)?;
         drop(r);
-        segment.finish()?;
+        segment.finish().map_err(Error::import)?;
         self.at = header.last_seq;
         Ok(())
     }
@@ -327,7 +330,7 @@ impl Importer<'_> {
         }
         expect_end(&mut r)?;
         drop(r);
-        segment.finish()?;
+        segment.finish().map_err(Error::import)?;
         Ok(())
     }
 
