@@ -7,6 +7,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use crate::session::Session;
+pub use crate::verdict::{CheckError, CheckResult};
 
 /// How binding the requirements a check exercises are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -25,24 +26,6 @@ impl fmt::Display for Level {
         })
     }
 }
-
-/// Why a check did not pass.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CheckError {
-    #[error("{0}")]
-    Fail(String),
-    #[error("skipped: {0}")]
-    Skip(String),
-}
-
-/// Fails a check with a formatted message.
-#[macro_export]
-macro_rules! fail {
-    ($($arg:tt)*) => { return Err($crate::check::CheckError::Fail(format!($($arg)*))) };
-}
-
-/// What a check's body returns.
-pub type CheckResult = Result<(), CheckError>;
 
 /// One conformance check.
 pub struct Check {

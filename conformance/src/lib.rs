@@ -7,6 +7,7 @@
 //! # Layout
 //!
 //! - [`check`]: what a check is (id, group, MUST/SHOULD, requirements, body).
+//! - [`verdict`]: why a check did not pass (fail or skip).
 //! - [`checks`]: the catalogue, one file per group.
 //! - [`session`]: signed (and deliberately mis-signed) requests, transcripts, protocol steps.
 //! - [`runner`]: selection, concurrency, deadlines, progress.
@@ -20,6 +21,7 @@ pub mod e2e;
 pub mod report;
 pub mod runner;
 pub mod session;
+pub mod verdict;
 
 pub use check::{Check, CheckError, Level};
 pub use report::{Outcome, Report};

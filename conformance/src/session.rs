@@ -20,8 +20,8 @@ use wkp1_protocol::segment::{SegmentHeader, SegmentReader, SegmentVerifier, enco
 use wkp1_protocol::signing::{Signer, unix_now};
 use wkp1_protocol::{Endpoint, ErrorBody, Identifier, KeyId, Secret, Subtree, WkpPath, headers};
 
-use crate::check::CheckError;
 use crate::fail;
+use crate::verdict::CheckError;
 
 /// The function under test and how to talk to it.
 #[derive(Debug, Clone)]
