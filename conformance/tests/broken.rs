@@ -163,6 +163,9 @@ struct BrokenStore {
     inner: ObjectStoreBackend,
     breakage: Breakage,
     puts: AtomicUsize,
+    /// Manifest writes of the racing claims seen so far, and the barrier the first two meet at.
+    racing: AtomicUsize,
+    collide: tokio::sync::Barrier,
 }
 
 impl Store for BrokenStore {
@@ -181,8 +184,15 @@ impl Store for BrokenStore {
     async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> Result<(), StoreError> {
         match self.breakage {
             OverwriteObjects => {
-                // Real stores take time to answer; that is when racing writers collide.
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                // The first two manifest writes of the racing claims wait for each other, so
+                // both read the same head and write the same key: the collision happens every
+                // run, not when the scheduler happens to interleave them.
+                if key.contains("/fencing_concurrent_claims") && key.contains("/manifest/") {
+                    let n = self.racing.fetch_add(1, Ordering::SeqCst);
+                    if n < 2 {
+                        self.collide.wait().await;
+                    }
+                }
                 return self.inner.put(key, body, PutMode::Overwrite).await;
             }
             TruncateLargeObjects if body.len() > 32 << 10 => {
@@ -556,7 +566,13 @@ async fn broken_server(breakage: Breakage) -> Server {
             // processes; within one the function would serialize them.
             c.serialize_updates = breakage != OverwriteObjects;
         },
-        |inner| BrokenStore { inner, breakage, puts: AtomicUsize::new(0) },
+        |inner| BrokenStore {
+            inner,
+            breakage,
+            puts: AtomicUsize::new(0),
+            racing: AtomicUsize::new(0),
+            collide: tokio::sync::Barrier::new(2),
+        },
         move |function| {
             Router::new().fallback(serve_broken).with_state(Arc::new(Broken { function, breakage }))
         },
