@@ -63,7 +63,6 @@ pub fn config(data: &Path) -> ServerConfig {
         region: "us-east-1".into(),
         credentials: Vec::new(),
         persist: None,
-        limits: bounded_serve::Limits::default(),
     }
 }
 
