@@ -40,6 +40,6 @@ mod minio {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs a MinIO (WKP1_TEST_S3_ENDPOINT); the test command runs the minio:: tests when one is there"]
     async fn s3_urls_keep_the_store_contract() {
-        run(Backend::minio(), &[]).await;
+        run(Some(Backend::minio()), &[]).await;
     }
 }
