@@ -48,9 +48,17 @@ if [ -n "${WKP1_TEST_S3_ENDPOINT:-}" ]; then
 fi
 cargo test "${features[@]}" --doc
 
-step "binaries"
-cargo build "${features[@]}" --bins
+step "binaries (from the test build)"
+# Every package with a binary has integration tests, so the test build above already built
+# every binary with the workspace's test feature set. A separate `cargo build --bins` would
+# resolve features without the dev-dependencies and compile much of the workspace again.
 bin="$repo/target/debug"
+for name in weftkit-kv wkp1-selfhosted wkp1-conformance wkp1 wkp1-lambda; do
+  if [ ! -x "$bin/$name" ]; then
+    echo "the test build did not leave $bin/$name; build it with: cargo build ${features[*]} --bins" >&2
+    exit 1
+  fi
+done
 
 step "AWS Lambda package: cargo lambda build (x86_64 bootstrap zip)"
 ensure_cargo_lambda
