@@ -15,11 +15,14 @@ struct Api {
     _dir: tempfile::TempDir,
 }
 
+/// One family's entries, key and value.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Everything a request could change: every family's entries and the change log's head.
 #[derive(Debug, PartialEq)]
 struct State {
     last_seq: u64,
-    families: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>,
+    families: Vec<(String, Entries)>,
 }
 
 impl Api {

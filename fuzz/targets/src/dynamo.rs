@@ -166,9 +166,11 @@ fn key_of(service: &Service, table: &str, item: &Json) -> Option<Json> {
 
 /// The item and placeholder values every expression uses, built once: building them per run
 /// would cost most of the run.
-fn samples() -> &'static (Item, HashMap<String, String>, HashMap<String, Value>) {
-    static SAMPLES: OnceLock<(Item, HashMap<String, String>, HashMap<String, Value>)> =
-        OnceLock::new();
+/// An item, its placeholder names and its placeholder values.
+type Samples = (Item, HashMap<String, String>, HashMap<String, Value>);
+
+fn samples() -> &'static Samples {
+    static SAMPLES: OnceLock<Samples> = OnceLock::new();
     SAMPLES.get_or_init(|| {
         let names =
             [("#p", "pk"), ("#s", "s"), ("#n", "n"), ("#l", "l"), ("#m", "m"), ("#x", "missing")]

@@ -26,8 +26,11 @@ pub use manifests::manifest;
 pub use segments::{chain, segment};
 pub use wkp::{identifiers, wkp_request};
 
+/// A target's body: any bytes in, a panic on a finding.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name its corpus and regression directories carry.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("wkp_request", wkp_request),
     ("identifiers", identifiers),
     ("segment", segment),
