@@ -74,15 +74,16 @@ impl Decimal {
     fn checked(self) -> Result<Number, DynamoError> {
         let Decimal { negative, digits, exponent } = self.canonical();
         if !digits.is_empty() {
-            if digits.len() > MAX_DIGITS {
-                return Err(DynamoError::validation(PRECISION));
-            }
+            // Range first: a sum past 9.99…E+125 is an overflow, whatever its digit count.
             let magnitude = exponent.saturating_add(digits.len() as i64 - 1);
             if magnitude > MAX_MAGNITUDE {
                 return Err(DynamoError::validation(OVERFLOW));
             }
             if magnitude < MIN_MAGNITUDE {
                 return Err(DynamoError::validation(UNDERFLOW));
+            }
+            if digits.len() > MAX_DIGITS {
+                return Err(DynamoError::validation(PRECISION));
             }
         }
         Ok(Number { negative, digits, exponent })
@@ -330,7 +331,12 @@ mod tests {
         assert_eq!(refused(&"1".repeat(39)), PRECISION);
         assert_eq!(refused(&format!("-1.{}", "2".repeat(38))), PRECISION);
         // Zeros around the digits are not significant.
-        assert_eq!(text(&format!("000{}000", "1".repeat(38))), format!("{}000", "1".repeat(38)));
+        assert_eq!(text(&format!("000{}.000", "1".repeat(38))), "1".repeat(38));
+        assert_eq!(
+            text(&format!("000{}000", "1".repeat(38))),
+            format!("1.{}E+40", "1".repeat(37)),
+            "past 38 integer digits the text is E notation"
+        );
         assert_eq!(text(&format!("0.{}1", "0".repeat(129))), "1E-130");
         assert_eq!(text("0e999999999999999999999999"), "0");
         assert_eq!(refused("1e999999999999999999999999"), OVERFLOW);
