@@ -60,6 +60,27 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Deletes the place `name`, so the next read of the keys fails.
+    async fn delete(self, s3: &S3, name: &str) {
+        let sdk = s3.sdk_config();
+        match self {
+            Self::SecretsManager => {
+                aws_sdk_secretsmanager::Client::new(&sdk)
+                    .delete_secret()
+                    .secret_id(name)
+                    .force_delete_without_recovery(true)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            Self::Parameter => {
+                aws_sdk_ssm::Client::new(&sdk).delete_parameter().name(name).send().await.unwrap();
+            }
+        }
+    }
+}
+
 fn key_line(key_id: &str) -> String {
     let secret =
         if key_id == testing::KEY_ID { testing::secret() } else { testing::second_secret() };
@@ -91,8 +112,7 @@ async fn rotation_reaches_a_warm_instance(store: Store) {
 
     // Rotate: the new key only. The warm instance picks it up after the refresh interval.
     store.put(&s3, &name, key_line(testing::SECOND_KEY_ID), false).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(refused_with(&lambda.url, testing::SECOND_KEY_ID).await, None);
+    until_accepted(&lambda.url, testing::SECOND_KEY_ID).await;
     assert_eq!(refused_with(&lambda.url, testing::KEY_ID).await, Some(401));
     assert!(lambda.running(), "the same instance served throughout");
 
@@ -101,6 +121,56 @@ async fn rotation_reaches_a_warm_instance(store: Store) {
     for secret in [testing::secret(), testing::second_secret()] {
         assert!(!logs.contains(&secret.to_base64()), "a secret reached the logs");
     }
+}
+
+/// Asks the function until it accepts `key_id`: the rotation is an event, not a moment.
+async fn until_accepted(url: &str, key_id: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while refused_with(url, key_id).await.is_some() {
+        assert!(std::time::Instant::now() < deadline, "{key_id} not accepted after 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn a_failed_refresh_keeps_the_keys_of_a_warm_instance(store: Store) {
+    let Some(s3) = S3::server("moto") else { return };
+    let name = format!("wkp1-keys-{:08x}", rand::random::<u32>());
+    store.put(&s3, &name, key_line(testing::KEY_ID), true).await;
+    let mut lambda = s3
+        .lambda(
+            &[("WKP1_KEYS", ""), (store.variable(), &name), ("WKP1_KEYS_REFRESH_SECONDS", "1")],
+            1,
+        )
+        .await;
+    assert_eq!(refused_with(&lambda.url, testing::KEY_ID).await, None);
+
+    // The keys' source goes away: every refresh from now on fails. Requests go on meanwhile,
+    // and each is served with the keys the instance has.
+    store.delete(&s3, &name).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !lambda.logs().contains("keeping the previous keys") {
+        assert!(std::time::Instant::now() < deadline, "no failed refresh after 30 s");
+        assert_eq!(refused_with(&lambda.url, testing::KEY_ID).await, None);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(refused_with(&lambda.url, testing::KEY_ID).await, None, "the keys are kept");
+    assert_eq!(refused_with(&lambda.url, testing::SECOND_KEY_ID).await, Some(401));
+    assert!(lambda.running(), "the same instance served throughout");
+    let logs = lambda.logs();
+    assert!(logs.contains(&name), "the failure names the source: {logs}");
+    for secret in [testing::secret(), testing::second_secret()] {
+        assert!(!logs.contains(&secret.to_base64()), "a secret reached the logs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_refresh_from_secrets_manager_keeps_the_keys_of_a_warm_instance() {
+    a_failed_refresh_keeps_the_keys_of_a_warm_instance(Store::SecretsManager).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_refresh_from_ssm_keeps_the_keys_of_a_warm_instance() {
+    a_failed_refresh_keeps_the_keys_of_a_warm_instance(Store::Parameter).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -212,6 +212,49 @@ async fn a_body_above_the_inline_limit_is_refused_before_storing(s3: S3) {
     );
 }
 
+/// A presigned part upload carries the create-only condition inside its signature: a replay of
+/// the URL with other bytes is refused and the part keeps its first bytes, and the condition
+/// cannot be dropped from the request without breaking the signature.
+async fn a_replayed_presigned_part_upload_cannot_replace_the_part(s3: S3) {
+    use wkp1_function::Store;
+    let store = S3Store::new(s3.client(), &s3.bucket);
+    let key = format!("{}/kv/orders/replica-0/parts/replay/000001", s3.prefix);
+    let presigned = store.presign_put(&key, 300).await.unwrap().expect("S3 presigns uploads");
+    assert_eq!(presigned.method, "PUT");
+    assert_eq!(
+        presigned.headers.get("if-none-match").map(String::as_str),
+        Some("*"),
+        "the create-only condition is one of the signed headers"
+    );
+    let http = reqwest::Client::new();
+    let upload = |body: &'static [u8], with_condition: bool| {
+        let mut request = http.put(&presigned.url).body(body);
+        for (name, value) in &presigned.headers {
+            if with_condition || name != "if-none-match" {
+                request = request.header(name, value);
+            }
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let stored = || async {
+        let object = s3.client().get_object().bucket(&s3.bucket).key(&key).send().await.unwrap();
+        object.body.collect().await.unwrap().into_bytes()
+    };
+    assert_eq!(upload(b"the first bytes", true).await, 200);
+    assert_eq!(upload(b"OTHER bytes, replayed", true).await, 412, "a replay with other bytes");
+    assert_eq!(stored().await.as_ref(), b"the first bytes");
+    if s3.name == "moto" {
+        // Known divergence: moto accepts presigned requests without checking their signature,
+        // so a request that drops a signed header is not refused there (S3, MinIO and s3s-fs
+        // refuse it).
+        eprintln!("SKIPPED on moto: it does not verify presigned signatures");
+        return;
+    }
+    let unconditional = upload(b"OTHER bytes, unconditional", false).await;
+    assert_eq!(unconditional, 403, "the condition is part of the signature");
+    assert_eq!(stored().await.as_ref(), b"the first bytes", "the part is unchanged");
+}
+
 // Not on s3s-fs: it names a side file after the base64 of each key, so keys longer than about
 // 150 bytes (the kit's subtree names make them) fail there with 500 after the object is stored.
 mod kit {
@@ -225,4 +268,5 @@ for_every_s3!(
     large_state_of_64_mb_goes_through_presigned_urls,
     large_state_goes_through_parts_without_presigning,
     a_body_above_the_inline_limit_is_refused_before_storing,
+    a_replayed_presigned_part_upload_cannot_replace_the_part,
 );
