@@ -186,10 +186,6 @@ impl Number {
         .checked()
     }
 
-    pub fn from_u64(value: u64) -> Self {
-        Self::parse(&value.to_string()).expect("every u64 is a valid number")
-    }
-
     pub fn is_zero(&self) -> bool {
         self.digits.is_empty()
     }
