@@ -143,6 +143,7 @@ async fn main() {
         region: "us-east-1".into(),
         credentials: Vec::new(),
         persist: None,
+        limits: bounded_serve::Limits::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

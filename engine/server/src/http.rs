@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -100,9 +101,13 @@ async fn dynamo(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let id = request_id();
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return with_request_id(body_refused(rejection), &id),
+    };
     let result = async {
         if !state.credentials.is_empty() {
             sigv4::verify(
@@ -131,17 +136,40 @@ async fn dynamo(
             .map_err(|e| DynamoError::internal(format!("request task: {e}")))?
     }
     .await;
-    let mut response = match result {
+    let response = match result {
         Ok(body) => {
             (StatusCode::OK, [("content-type", "application/x-amz-json-1.0")], body.to_string())
                 .into_response()
         }
         Err(err) => err.into_response(),
     };
+    with_request_id(response, &id)
+}
+
+fn with_request_id(mut response: Response, id: &str) -> Response {
     if let Ok(value) = id.parse() {
         response.headers_mut().insert("x-amzn-requestid", value);
     }
     response
+}
+
+/// A body the server would not read whole: past DynamoDB's request limit, or cut off.
+fn body_refused(rejection: BytesRejection) -> Response {
+    if rejection.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        let message = format!("read request body: {}", rejection.body_text());
+        return DynamoError::new(Kind::Serialization, message).into_response();
+    }
+    // DynamoError has no 413; SDKs read both the status and the type.
+    let body = json!({
+        "__type": "com.amazon.coral.validate#ValidationException",
+        "message": format!("read request body: larger than the {MAX_REQUEST_BYTES}-byte request limit"),
+    });
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        [("content-type", "application/x-amz-json-1.0")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn admin_allowed(peer: &SocketAddr) -> Result<(), Box<Response>> {

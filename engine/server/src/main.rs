@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use bounded_serve::Limits;
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 use weftkit_kv::{Mode, SyncMode};
@@ -67,6 +69,22 @@ struct ServeArgs {
     access_key_id: Option<String>,
     #[arg(long, env = "WEFTKIT_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Connections served at once; one more is answered 503 and closed.
+    #[arg(long, env = "WEFTKIT_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Largest request head (request line and headers) in bytes; larger is answered 431.
+    #[arg(long, env = "WEFTKIT_MAX_HEADER_BYTES", default_value_t = Limits::default().max_header_bytes)]
+    max_header_bytes: usize,
+    /// Seconds a client has to send a request head (idle keep-alive connections included).
+    #[arg(long, env = "WEFTKIT_HEADER_TIMEOUT_SECONDS", default_value_t = Limits::default().header_timeout.as_secs())]
+    header_timeout_seconds: u64,
+    /// Seconds of waiting over which a request body must arrive at --min-body-rate; a body
+    /// that stalls or trickles is answered 408.
+    #[arg(long, env = "WEFTKIT_BODY_TIMEOUT_SECONDS", default_value_t = Limits::default().body_timeout.as_secs())]
+    body_timeout_seconds: u64,
+    /// Slowest request body accepted, in bytes per second.
+    #[arg(long, env = "WEFTKIT_MIN_BODY_RATE", default_value_t = Limits::default().min_body_rate)]
+    min_body_rate: u64,
 }
 
 fn init_logging(format: LogFormat) {
@@ -115,6 +133,14 @@ fn credentials(access_key_id: Option<String>) -> anyhow::Result<Vec<Credentials>
 }
 
 fn config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
+    let limits = Limits {
+        max_connections: args.max_connections,
+        max_header_bytes: args.max_header_bytes,
+        header_timeout: Duration::from_secs(args.header_timeout_seconds),
+        body_timeout: Duration::from_secs(args.body_timeout_seconds),
+        min_body_rate: args.min_body_rate,
+    };
+    limits.check().map_err(|e| anyhow::anyhow!("client limits (WEFTKIT_MAX_CONNECTIONS, WEFTKIT_MAX_HEADER_BYTES, WEFTKIT_HEADER_TIMEOUT_SECONDS, WEFTKIT_BODY_TIMEOUT_SECONDS): {e}"))?;
     Ok(ServerConfig {
         listen: args.listen,
         data: args.data,
@@ -129,6 +155,7 @@ fn config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         region: args.region,
         credentials: credentials(args.access_key_id)?,
         persist: PersistConfig::from_env()?,
+        limits,
     })
 }
 

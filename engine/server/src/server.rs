@@ -25,6 +25,8 @@ pub struct ServerConfig {
     pub region: String,
     pub credentials: Vec<Credentials>,
     pub persist: Option<PersistConfig>,
+    /// What one client may cost: connections, request head size and time, body rate.
+    pub limits: bounded_serve::Limits,
 }
 
 /// How the process ends.
@@ -81,11 +83,10 @@ pub async fn run(
         let router = router(state.clone());
         async move {
             let mut stopped = http_stopped;
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
+            bounded_serve::serve(listener, router, config.limits, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
         }
     });
     let mut shutdown = std::pin::pin!(shutdown);

@@ -63,6 +63,7 @@ pub fn config(data: &Path) -> ServerConfig {
         region: "us-east-1".into(),
         credentials: Vec::new(),
         persist: None,
+        limits: bounded_serve::Limits::default(),
     }
 }
 
