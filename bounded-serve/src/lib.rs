@@ -2,8 +2,8 @@
 //!
 //! Serves an axum [`Router`](axum::Router) over HTTP/1.1 so that no one client can hold the
 //! server: connections are capped, the request head is bounded in size and in time, and a
-//! request body must keep arriving at a minimum rate. The self-hosted WKP-1 function serves
-//! through it.
+//! request body must keep arriving at a minimum rate. The self-hosted WKP-1 function and the
+//! `weftkit-kv` server both serve through it.
 //!
 //! # Layout
 //!

@@ -100,3 +100,23 @@ pub fn body(answer: &[u8]) -> String {
     let text = String::from_utf8_lossy(answer);
     text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
 }
+
+/// Opens idle connections to a server capped at `cap` until `probe` (sent on one more
+/// connection) is refused, and returns them with the refusal. A server frees a slot only once
+/// it has seen a closed connection close, so connections a test made before may still count
+/// for a moment; panics if the probe is still served with `2 × cap` connections held.
+pub async fn hold_until_refused(
+    address: SocketAddr,
+    cap: usize,
+    probe: impl Fn() -> Vec<u8>,
+) -> (Vec<TcpStream>, Vec<u8>) {
+    let mut held = Vec::new();
+    loop {
+        held.push(TcpStream::connect(address).await.expect("connect"));
+        let answer = exchange(address, &probe()).await;
+        if held.len() >= cap && status(&answer) == Some(503) {
+            return (held, answer);
+        }
+        assert!(held.len() < 2 * cap, "{} connections held and still served", held.len());
+    }
+}

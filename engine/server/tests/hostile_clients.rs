@@ -20,8 +20,8 @@ const TIGHT: Limits = Limits {
     min_body_rate: 100,
 };
 
-/// A server held to `limits`, with an empty table `items` (created over a connection that is
-/// closed after, so it holds no slot).
+/// A server held to `limits`, with an empty table `items` (created over a connection the
+/// client closes after).
 async fn start(limits: Limits) -> (Engine, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path());
@@ -146,12 +146,12 @@ async fn body_over_the_request_limit_is_413() {
 /// is served again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_cap_are_answered_503_until_others_close() {
-    let (engine, _dir) = start(Limits { max_connections: 3, ..TIGHT }).await;
-    let mut held = Vec::new();
-    for _ in 0..3 {
-        held.push(tokio::net::TcpStream::connect(engine.address).await.unwrap());
-    }
-    let answer = exchange(engine.address, &request("ListTables", b"{}")).await;
+    const CAP: usize = 3;
+    let (engine, _dir) = start(Limits { max_connections: CAP, ..TIGHT }).await;
+    let (held, answer) = testing::hold_until_refused(engine.address, CAP, || {
+        request("ListTables", b"{}")
+    })
+    .await;
     assert_eq!(testing::status(&answer), Some(503), "{}", String::from_utf8_lossy(&answer));
     assert!(testing::body(&answer).contains("too many connections"));
     drop(held);

@@ -162,12 +162,11 @@ async fn oversized_chunked_body_is_413_and_stores_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_cap_are_answered_503_until_others_close() {
     let server = start(Limits { max_connections: 3, ..TIGHT }).await;
-    let mut held = Vec::new();
-    for _ in 0..3 {
-        held.push(tokio::net::TcpStream::connect(server.address).await.unwrap());
-    }
-    let raw = Raw::for_subtree(Endpoint::Restore, "replica-0", "", Vec::new()).signed(&server);
-    let answer = exchange(server.address, &head(&raw, Some(0))).await;
+    let (held, answer) = testing::hold_until_refused(server.address, 3, || {
+        let raw = Raw::for_subtree(Endpoint::Restore, "replica-0", "", Vec::new()).signed(&server);
+        head(&raw, Some(0))
+    })
+    .await;
     assert_eq!(testing::status(&answer), Some(503), "{}", String::from_utf8_lossy(&answer));
     assert!(testing::body(&answer).contains("too many connections"));
     drop(held);
