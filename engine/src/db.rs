@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::ops::{Bound, RangeBounds};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
@@ -11,6 +11,7 @@ use crate::codec::{self, Change, ChangeOp};
 use crate::commit::{Committer, LAST_SEQ_KEY, Prepared};
 use crate::error::{Error, Result};
 use crate::family::{CHANGELOG, DATA_PREFIX, DEFAULT_FAMILY, Family, META, OPERAND_PREFIX};
+use crate::inner::Inner;
 use crate::maintenance;
 use crate::meta;
 use crate::options::{FamilyOptions, Mode, Options, WriteOptions};
@@ -35,40 +36,12 @@ pub struct Database {
     pub(crate) inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
-    pub(crate) path: PathBuf,
-    pub(crate) options: Options,
-    pub(crate) store: Store,
-    pub(crate) families: RwLock<Arc<Families>>,
-    pub(crate) committer: Committer,
-    /// Keys whose pending merge operands should be folded: (family, key).
-    pub(crate) folds: Mutex<BTreeSet<(String, Vec<u8>)>>,
-    /// Merge-family keys a delete left a tombstone on, for maintenance to collect.
-    pub(crate) tombstones: Mutex<BTreeSet<(String, Vec<u8>)>>,
-    /// Whether merge families may hold tombstones nobody queued (written before this process
-    /// opened the database, or by an import): maintenance then scans for them.
-    pub(crate) tombstone_scan: AtomicBool,
-    /// Stops background maintenance.
-    pub(crate) stop: Arc<(Mutex<bool>, Condvar)>,
-}
-
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database")
             .field("path", &self.inner.path)
             .field("mode", &self.mode())
             .finish()
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        let (stopped, wake) = &*self.stop;
-        *stopped.lock().expect("stop lock") = true;
-        wake.notify_all();
-        if let Err(e) = self.committer.sync_all(&self.store) {
-            tracing::warn!(error = %e, "sync buffered writes on close");
-        }
     }
 }
 

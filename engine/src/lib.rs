@@ -18,6 +18,7 @@ mod commit;
 pub mod db;
 pub mod error;
 mod family;
+mod inner;
 pub mod maintenance;
 pub mod merge;
 mod meta;

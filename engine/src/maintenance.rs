@@ -11,9 +11,9 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
 use crate::codec::{decode_operand_key, decode_value, encode_value, operand_key};
-use crate::db::Inner;
 use crate::error::Result;
 use crate::family::Family;
+use crate::inner::Inner;
 use crate::options::Mode;
 use crate::read;
 use crate::store::{Durability, KeyRange, Op};
