@@ -21,10 +21,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use base64::Engine as _;
 use dataset::Expected;
-use processes::{Process, free_port};
+use processes::{Process, Ready, free_port};
 use rand::Rng;
 use serde::Serialize;
 
@@ -136,7 +136,7 @@ impl Environment {
                 .chain([root.display().to_string()])
                 .collect();
                 let mut s3 = Process::spawn("s3", binary, &args, &BTreeMap::new(), address, &logs)?;
-                wait_tcp(&mut s3).await?;
+                s3.wait_ready(Ready::Listens, Duration::from_secs(30)).await?;
                 let env = BTreeMap::from([
                     ("AWS_ENDPOINT_URL".to_owned(), s3.url()),
                     ("AWS_ACCESS_KEY_ID".to_owned(), "e2e-access".to_owned()),
@@ -203,7 +203,7 @@ impl Launcher {
             address,
             &self.logs,
         )?;
-        function.wait_ready("/healthz", Duration::from_secs(60)).await?;
+        function.wait_ready(Ready::Answers("/healthz"), Duration::from_secs(60)).await?;
         Ok(function)
     }
 
@@ -245,7 +245,7 @@ impl Launcher {
         ];
         let name = format!("engine-{started}");
         let mut process = Process::spawn(&name, &self.engine, &args, &env, address, &self.logs)?;
-        process.wait_ready("/ready", Duration::from_secs(120)).await?;
+        process.wait_ready(Ready::Answers("/ready"), Duration::from_secs(120)).await?;
         let client = dataset::client(&process.url(), SECRET_ACCESS_KEY);
         Ok(Engine { process, client })
     }
@@ -262,16 +262,6 @@ impl Launcher {
             secret,
         ))?)
     }
-}
-
-async fn wait_tcp(process: &mut Process) -> anyhow::Result<()> {
-    for _ in 0..600 {
-        if tokio::net::TcpStream::connect(process.address).await.is_ok() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("{} did not listen:\n{}", process.name, process.log_tail())
 }
 
 struct Engine {

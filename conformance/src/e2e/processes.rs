@@ -27,6 +27,15 @@ pub(super) struct Process {
     child: tokio::process::Child,
 }
 
+/// When a started process counts as ready.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Ready<'a> {
+    /// `GET path` answers 2xx.
+    Answers(&'a str),
+    /// It accepts TCP connections (a server without a health endpoint).
+    Listens,
+}
+
 impl Process {
     pub(super) fn spawn(
         name: &str,
@@ -61,8 +70,12 @@ impl Process {
         lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
-    /// Waits until `GET path` answers 200, failing early if the process exits.
-    pub(super) async fn wait_ready(&mut self, path: &str, timeout: Duration) -> anyhow::Result<()> {
+    /// Waits until the process is ready (see [`Ready`]), failing early if it exits.
+    pub(super) async fn wait_ready(
+        &mut self,
+        ready: Ready<'_>,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
@@ -73,9 +86,15 @@ impl Process {
                     self.log_tail()
                 );
             }
-            if let Ok(r) = http.get(format!("{}{path}", self.url())).send().await
-                && r.status().is_success()
-            {
+            let up = match ready {
+                Ready::Answers(path) => http
+                    .get(format!("{}{path}", self.url()))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success()),
+                Ready::Listens => tokio::net::TcpStream::connect(self.address).await.is_ok(),
+            };
+            if up {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
