@@ -177,8 +177,7 @@ async fn fast_bodies_are_read_whole() {
 #[tokio::test]
 async fn connections_over_the_cap_are_answered_503_until_others_close() {
     let server = start(Limits { max_connections: 4, ..TIGHT }).await;
-    let (held, answer) =
-        testing::hold_until_refused(server.address, 4, || get_request("/")).await;
+    let (held, answer) = testing::hold_until_refused(server.address, 4, || get_request("/")).await;
     assert_eq!(testing::status(&answer), Some(503), "{}", String::from_utf8_lossy(&answer));
     assert!(testing::body(&answer).contains("too many connections"), "{answer:?}");
     drop(held);

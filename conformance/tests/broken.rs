@@ -26,7 +26,7 @@ use wkp1_function::{Function, FunctionConfig};
 use wkp1_protocol::manifest::Manifest;
 use wkp1_protocol::signing::{Signer, unix_now};
 use wkp1_protocol::{KeyId, headers};
-use wkp1_selfhosted::testing::{self, Backend, Server};
+use wkp1_testkit::{self as testing, Backend, Server};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Breakage {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::{small_limits, target};
 use wkp1_conformance::{RunOptions, checks, run, select};
-use wkp1_selfhosted::testing::{self, Backend, Server};
+use wkp1_testkit::{self as testing, Backend, Server};
 
 async fn every_must_check_passes(backend: Backend) {
     let server = Server::start_with(backend, small_limits).await;
@@ -32,10 +32,10 @@ async fn every_must_check_passes(backend: Backend) {
 // Every backend but s3s-fs: it names a side file after the base64 of each key, so keys longer
 // than about 150 bytes (the kit's subtree names make them) fail there with 500 after the object
 // is stored. The self-hosted store tests and the end-to-end harness cover s3s-fs.
-wkp1_selfhosted::for_every_backend!(@backend memory, wkp1_selfhosted::testing::Backend::memory(); every_must_check_passes);
-wkp1_selfhosted::for_every_backend!(@backend file, wkp1_selfhosted::testing::Backend::file(); every_must_check_passes);
-wkp1_selfhosted::for_every_backend!(@backend moto, wkp1_selfhosted::testing::Backend::s3("moto"); every_must_check_passes);
-wkp1_selfhosted::for_every_backend!(@minio every_must_check_passes);
+wkp1_testkit::for_every_backend!(@backend memory, wkp1_testkit::Backend::memory(); every_must_check_passes);
+wkp1_testkit::for_every_backend!(@backend file, wkp1_testkit::Backend::file(); every_must_check_passes);
+wkp1_testkit::for_every_backend!(@backend moto, wkp1_testkit::Backend::s3("moto"); every_must_check_passes);
+wkp1_testkit::for_every_backend!(@minio every_must_check_passes);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_selects_groups_and_ids_and_refuses_unknown_names() {

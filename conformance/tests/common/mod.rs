@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use wkp1_conformance::Target;
 use wkp1_protocol::{Identifier, KeyId};
-use wkp1_selfhosted::testing::{self, Server};
+use wkp1_testkit::{self as testing, Server};
 
 /// Limits small enough that the large-segment path runs with little data.
 pub fn small_limits(c: &mut wkp1_function::FunctionConfig) {

@@ -19,7 +19,7 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use weftkit_kv::{Database, Options, WriteBatch, WriteOptions};
 use wkp1_client::SegmentFile;
-use wkp1_selfhosted::testing::{Backend, Server};
+use wkp1_testkit::{Backend, Server};
 
 const FAMILY: &str = "bench";
 const VALUE_BYTES: usize = 4096;

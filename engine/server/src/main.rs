@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bounded_serve::Limits;
 use clap::{Parser, Subcommand, ValueEnum};
-use tracing_subscriber::EnvFilter;
 use weftkit_kv::{Mode, SyncMode};
 use weftkit_kv_server::dynamo::sigv4::Credentials;
 use weftkit_kv_server::persist::PersistConfig;
@@ -41,12 +40,6 @@ enum SyncArg {
     Fsync,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
     /// Address to listen on. Without credentials only loopback is allowed.
@@ -68,7 +61,7 @@ struct ServeArgs {
     #[arg(long, env = "WEFTKIT_ACCESS_KEY_ID")]
     access_key_id: Option<String>,
     #[arg(long, env = "WEFTKIT_LOG_FORMAT", value_enum, default_value = "text")]
-    log_format: LogFormat,
+    log_format: weftkit_logging::LogFormat,
     /// Connections served at once; one more is answered 503 and closed.
     #[arg(long, env = "WEFTKIT_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
     max_connections: usize,
@@ -85,18 +78,6 @@ struct ServeArgs {
     /// Slowest request body accepted, in bytes per second.
     #[arg(long, env = "WEFTKIT_MIN_BODY_RATE", default_value_t = Limits::default().min_body_rate)]
     min_body_rate: u64,
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
 }
 
 /// The secret comes only from the environment (or a file it names), never from a flag that
@@ -172,7 +153,7 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> ExitCode {
     let Command::Serve(args) = Cli::parse().command;
-    init_logging(args.log_format);
+    weftkit_logging::init(args.log_format, weftkit_logging::Timestamps::Own);
     let config = match config(args) {
         Ok(config) => config,
         Err(e) => {

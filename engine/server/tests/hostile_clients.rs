@@ -148,10 +148,8 @@ async fn body_over_the_request_limit_is_413() {
 async fn connections_over_the_cap_are_answered_503_until_others_close() {
     const CAP: usize = 3;
     let (engine, _dir) = start(Limits { max_connections: CAP, ..TIGHT }).await;
-    let (held, answer) = testing::hold_until_refused(engine.address, CAP, || {
-        request("ListTables", b"{}")
-    })
-    .await;
+    let (held, answer) =
+        testing::hold_until_refused(engine.address, CAP, || request("ListTables", b"{}")).await;
     assert_eq!(testing::status(&answer), Some(503), "{}", String::from_utf8_lossy(&answer));
     assert!(testing::body(&answer).contains("too many connections"));
     drop(held);

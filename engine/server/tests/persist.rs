@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use common::Engine;
 use weftkit_kv_server::persist::PersistConfig;
 use weftkit_kv_server::server::Exit;
-use wkp1_selfhosted::testing::{self, Backend, Server};
+use wkp1_testkit::{self as testing, Backend, Server};
 
 fn persist_config(function: &Server, extra: &[(&str, &str)]) -> PersistConfig {
     let mut vars: HashMap<String, String> = HashMap::from([
@@ -210,7 +210,7 @@ async fn switchable_function() -> (Server, Arc<AtomicBool>) {
         |_| {},
         |store| store,
         move |function| {
-            wkp1_selfhosted::app(function).layer(axum::middleware::from_fn(
+            wkp1_function::router::router(function).layer(axum::middleware::from_fn(
                 move |request: axum::extract::Request, next: axum::middleware::Next| {
                     let down = switch.load(Ordering::SeqCst);
                     async move {
@@ -264,7 +264,7 @@ async fn gated_function(endpoint: &'static str, open: bool) -> (Server, Gate) {
         |_| {},
         |store| store,
         move |function| {
-            wkp1_selfhosted::app(function).layer(axum::middleware::from_fn(
+            wkp1_function::router::router(function).layer(axum::middleware::from_fn(
                 move |request: axum::extract::Request, next: axum::middleware::Next| {
                     let gated = request.uri().path().starts_with(&prefix);
                     let (mut open, arrived) = (open_rx.clone(), arrived_tx.clone());

@@ -11,8 +11,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use wkp1_aws_lambda::testing::LocalLambda;
-use wkp1_selfhosted::testing;
+use wkp1_testkit as testing;
+use wkp1_testkit::lambda::LocalLambda;
 
 fn median(mut values: Vec<Duration>) -> Duration {
     values.sort();

@@ -8,18 +8,16 @@
 //!
 //! - [`settings`]: environment variables.
 //! - [`s3`]: the core's `Store` over `aws-sdk-s3`, with presigned URLs.
-//! - [`keys`]: the key ring from the environment or Secrets Manager, cached across warm
-//!   invocations.
+//! - [`keys`]: the key ring from the environment, Secrets Manager or SSM (re-read while warm by
+//!   the core's `rotation`).
 //! - [`handler`]: one event through the core, binary bodies intact both ways.
-//! - `testing` (feature `testing`): a local Lambda runtime that turns HTTP into Function URL
-//!   events, to drive the real binary in tests.
+//!
+//! Its tests drive the real binary through the local Lambda runtime of `wkp1-testkit`.
 
 pub mod handler;
 pub mod keys;
 pub mod s3;
 pub mod settings;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use handler::LambdaFunction;
 

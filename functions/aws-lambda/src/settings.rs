@@ -52,28 +52,9 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Reads the environment. A Lambda has no command line, so errors name the variables,
-    /// not the flags clap would print.
+    /// Reads the environment; errors name the variables.
     pub fn from_env() -> Result<Self, String> {
-        Self::try_parse_from(["wkp1-lambda"]).map_err(|err| {
-            let rendered = err.to_string();
-            let mut message = rendered.split("\n\n").next().unwrap_or_default().trim().to_owned();
-            let command = <Self as clap::CommandFactory>::command();
-            let mut args: Vec<_> = command
-                .get_arguments()
-                .filter_map(|arg| Some((arg, arg.get_long()?, arg.get_env()?)))
-                .collect();
-            // Longest first, so that `--keys` does not rewrite the start of `--keys-secret`.
-            args.sort_by_key(|(_, long, _)| std::cmp::Reverse(long.len()));
-            for (arg, long, env) in args {
-                let env = env.to_string_lossy();
-                for value in arg.get_value_names().unwrap_or_default() {
-                    message = message.replace(&format!("--{long} <{value}>"), &env);
-                }
-                message = message.replace(&format!("--{long}"), &env);
-            }
-            message.trim_start_matches("error: ").to_owned()
-        })
+        wkp1_function::settings::from_env_only("wkp1-lambda")
     }
 
     pub fn keys_refresh(&self) -> Duration {

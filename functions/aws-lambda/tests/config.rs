@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{S3, client};
 use wkp1_client::ClientError;
-use wkp1_selfhosted::testing;
+use wkp1_testkit as testing;
 
 /// A place the keys are stored, in moto's server.
 #[derive(Debug, Clone, Copy)]

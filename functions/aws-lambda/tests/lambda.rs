@@ -15,13 +15,13 @@ use wkp1_aws_lambda::LambdaFunction;
 use wkp1_aws_lambda::keys::KeySource;
 use wkp1_aws_lambda::s3::S3Store;
 use wkp1_aws_lambda::settings::{LogFormat, Settings};
-use wkp1_aws_lambda::testing::function_url_event;
 use wkp1_conformance::{RunOptions, Target, checks, run};
 use wkp1_function::settings::FunctionSettings;
 use wkp1_protocol::manifest::RestorePlan;
 use wkp1_protocol::segment::{SegmentHeader, encode_segment};
 use wkp1_protocol::{Endpoint, ErrorBody, Identifier, KeyId};
-use wkp1_selfhosted::testing::{self, Raw, noise, segment};
+use wkp1_testkit::lambda::function_url_event;
+use wkp1_testkit::{self as testing, Raw, noise, segment};
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::{Request, Response, header};
+use http_body_util::BodyExt;
 use rand::Rng;
 use tracing::Instrument;
 use wkp1_protocol::endpoint::{RestoreQuery, WriteQuery, route};
@@ -99,6 +101,32 @@ impl<S: Store> Function<S> {
         }
         .instrument(span)
         .await
+    }
+
+    /// Serves one request and reads the whole answer, for runtimes that cannot stream one
+    /// (AWS Lambda's buffered invocations). A segment that breaks off while it is read becomes
+    /// a retryable `store_unavailable` error: no byte was sent yet, so the client is told so
+    /// instead of getting a truncated segment.
+    pub async fn handle_buffered<B: RequestBody>(&self, request: Request<B>) -> Response<Bytes> {
+        let (parts, body) = self.handle(request).await.into_parts();
+        match body.collect().await {
+            Ok(collected) => Response::from_parts(parts, collected.to_bytes()),
+            Err(err) => {
+                tracing::error!("response body failed: {err}");
+                let request_id = parts
+                    .headers
+                    .get(headers::REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let error = ProtocolError::new(
+                    ErrorCode::StoreUnavailable,
+                    "the segment could not be read from the store; retry",
+                );
+                let (parts, body) = response::error(&error, request_id).into_parts();
+                let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                Response::from_parts(parts, bytes)
+            }
+        }
     }
 
     async fn dispatch<B: RequestBody>(

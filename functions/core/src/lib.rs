@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //!
-//! - [`store`]: the object-store seam and (feature `object-store`) its `object_store` adapter.
+//! - [`store`]: the object-store seam, the start-up probe, and (feature `object-store`) the
+//!   `object_store` adapter and store URLs.
 //! - [`layout`]: object names inside a subtree.
 //! - [`config`]: limits, retention and the clock.
 //! - `function`: routing, authentication, dispatch, logging.
@@ -16,8 +17,10 @@
 //! - `manifests`: the latest manifest and its compare-and-swap.
 //! - `parts`: segment bytes as create-only part objects.
 //! - `retention`: the GC boundary.
+//! - [`rotation`]: keys kept in a secret service, re-read while warm ([`rotation::RotatingFunction`]).
 //! - `response`: response bodies and headers.
 //! - [`settings`] (feature `settings`): the flags every function binary shares.
+//! - [`router`] (feature `axum`): the HTTP application of functions served by axum.
 
 pub mod config;
 mod ctx;
@@ -30,6 +33,9 @@ mod persist;
 mod response;
 mod restore;
 mod retention;
+pub mod rotation;
+#[cfg(feature = "axum")]
+pub mod router;
 mod rules;
 #[cfg(feature = "settings")]
 pub mod settings;

@@ -48,12 +48,7 @@ pub struct FunctionSettings {
     pub grace_seconds: Option<u64>,
 }
 
-/// How a function binary writes its logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+pub use weftkit_logging::LogFormat;
 
 impl FunctionSettings {
     /// The key ring from `--keys-file` and/or `--keys`, or `None` when neither is set. Errors
@@ -98,4 +93,29 @@ impl FunctionSettings {
         config.validate()?;
         Ok(config)
     }
+}
+
+/// Parses settings from the environment alone, for functions that have no command line
+/// (AWS Lambda, Azure Functions). Errors name the environment variables, not the flags clap
+/// would print.
+pub fn from_env_only<T: clap::Parser>(name: &str) -> Result<T, String> {
+    T::try_parse_from([name]).map_err(|err| {
+        let rendered = err.to_string();
+        let mut message = rendered.split("\n\n").next().unwrap_or_default().trim().to_owned();
+        let command = T::command();
+        let mut args: Vec<_> = command
+            .get_arguments()
+            .filter_map(|arg| Some((arg, arg.get_long()?, arg.get_env()?)))
+            .collect();
+        // Longest first, so that `--keys` does not rewrite the start of `--keys-secret`.
+        args.sort_by_key(|(_, long, _)| std::cmp::Reverse(long.len()));
+        for (arg, long, env) in args {
+            let env = env.to_string_lossy();
+            for value in arg.get_value_names().unwrap_or_default() {
+                message = message.replace(&format!("--{long} <{value}>"), &env);
+            }
+            message = message.replace(&format!("--{long}"), &env);
+        }
+        message.trim_start_matches("error: ").to_owned()
+    })
 }

@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 use wkp1_function::Function;
-use wkp1_selfhosted::settings::{LogFormat, Settings};
-use wkp1_selfhosted::stores;
+use wkp1_function::store::probe::{self, Atomicity};
+use wkp1_function::store::url;
+use wkp1_selfhosted::settings::Settings;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let settings = Settings::parse();
-    init_logging(settings.log_format);
+    weftkit_logging::init(settings.log_format, weftkit_logging::Timestamps::Own);
     match run(settings).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
@@ -24,29 +24,17 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let keys = settings.key_ring()?;
     let limits = settings.clients.limits()?;
-    let opened = stores::open(&settings.store)?;
+    let opened = url::open(&settings.store)?;
     let config = settings.function_config(&opened.prefix)?;
-    if let stores::Atomicity::NotAtomic { winners } =
-        stores::probe_create_only(&opened.store, &config.prefix).await?
+    if let Atomicity::NotAtomic { winners } =
+        probe::probe_create_only(&opened.store, &config.prefix).await?
     {
-        tracing::warn!(winners, store = %opened.description, "{}", stores::NOT_ATOMIC_WARNING);
+        tracing::warn!(winners, store = %opened.description, "{}", probe::NOT_ATOMIC_WARNING);
     }
-    let function = Function::new(opened.store, keys, config).map_err(anyhow::Error::msg)?;
+    let function = Function::new(opened.store, keys, config)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listen on {}", settings.listen))?;

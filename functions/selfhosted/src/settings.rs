@@ -82,7 +82,7 @@ impl ClientLimits {
 impl Settings {
     /// The key ring from `--keys-file` and/or `--keys`. Errors name the source, never a secret.
     pub fn key_ring(&self) -> anyhow::Result<KeyRing> {
-        match self.function.local_key_ring().map_err(anyhow::Error::msg)? {
+        match self.function.local_key_ring()? {
             Some(keys) => Ok(keys),
             None => bail!(
                 "no keys configured: pass --keys-file FILE (WKP1_KEYS_FILE) or --keys (WKP1_KEYS)"
@@ -92,8 +92,6 @@ impl Settings {
 
     /// The function configuration these flags describe, on top of `store_prefix`.
     pub fn function_config(&self, store_prefix: &str) -> anyhow::Result<FunctionConfig> {
-        self.function
-            .function_config(FunctionConfig::default(), store_prefix)
-            .map_err(anyhow::Error::msg)
+        Ok(self.function.function_config(FunctionConfig::default(), store_prefix)?)
     }
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use wkp1_protocol::segment::{SegmentHeader, encode_segment};
 use wkp1_protocol::signing::{Signer, unix_now};
 use wkp1_protocol::{Endpoint, KeyId, WkpPath};
-use wkp1_selfhosted::testing::{KEY_ID, noise, secret};
+use wkp1_testkit::{KEY_ID, noise, secret};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wkp1-selfhosted");
 
@@ -90,7 +90,7 @@ async fn sigterm_lets_an_in_flight_upload_finish_then_exits_cleanly() {
     }
     assert!(healthy, "healthz");
 
-    let subtree = wkp1_selfhosted::testing::subtree("replica-0");
+    let subtree = wkp1_testkit::subtree("replica-0");
     let signer = Signer::new(KeyId::new(KEY_ID).unwrap(), secret());
     let send = |endpoint: Endpoint, query: &str, generation: Option<u64>, body: Bytes| {
         let path = WkpPath::new(endpoint, subtree.clone()).to_path();

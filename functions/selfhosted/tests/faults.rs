@@ -12,7 +12,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::a
 use wkp1_protocol::manifest::Outcome;
 use wkp1_protocol::segment::SegmentHeader;
 use wkp1_protocol::{ErrorCode, SegmentKind};
-use wkp1_selfhosted::testing::{Backend, Server, noise, segment};
+use wkp1_testkit::{Backend, Server, noise, segment};
 
 /// Builds a competing object's body from the intercepted one.
 type MakeBody = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
@@ -301,8 +301,8 @@ async fn a_store_that_ignores_create_only_writes_is_refused_at_start() {
     Mock::given(any()).respond_with(Forwarder(proxy.clone())).mount(&mock).await;
     proxy.rule("PUT", ".wkp1-probe", usize::MAX, Fault::DropCondition);
     backend.s3.endpoint = Some(mock.uri());
-    let opened = wkp1_selfhosted::stores::open_with(backend.url(), &backend.s3).unwrap();
-    let err = wkp1_selfhosted::stores::probe_create_only(&opened.store, &opened.prefix)
+    let opened = wkp1_function::store::url::open_with(backend.url(), &backend.s3).unwrap();
+    let err = wkp1_function::store::probe::probe_create_only(&opened.store, &opened.prefix)
         .await
         .unwrap_err();
     let message = format!("{err:#}");

@@ -9,7 +9,7 @@ use bounded_serve::testing::{self, exchange, trickle};
 use wkp1_protocol::segment::SegmentHeader;
 use wkp1_protocol::{Endpoint, ErrorBody};
 use wkp1_selfhosted::Limits;
-use wkp1_selfhosted::testing::{Backend, Raw, Server, noise, segment};
+use wkp1_testkit::{Backend, Raw, Server, noise, segment};
 
 const TIGHT: Limits = Limits {
     max_connections: 64,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use wkp1_client::{Client, ClientConfig};
 use wkp1_protocol::KeyId;
 use wkp1_protocol::segment::SegmentHeader;
-use wkp1_selfhosted::testing::{self, KEY_ID, noise, secret, segment};
+use wkp1_testkit::{self as testing, KEY_ID, noise, secret, segment};
 
 const PART_SIZE: u64 = 2 << 20;
 const STATE_BYTES: usize = 64 << 20;

@@ -3,8 +3,8 @@
 //! (Memory and a local directory run in the core's own tests.)
 
 use wkp1_function::store::suite::{self, Skip};
-use wkp1_selfhosted::stores;
-use wkp1_selfhosted::testing::Backend;
+use wkp1_function::store::url as stores;
+use wkp1_testkit::Backend;
 
 async fn run(backend: Option<Backend>, skips: &[Skip]) {
     let Some(backend) = backend else { return };

@@ -7,9 +7,9 @@ use wkp1_client::ClientError;
 use wkp1_protocol::manifest::Outcome;
 use wkp1_protocol::segment::{SegmentHeader, SegmentReader};
 use wkp1_protocol::{Endpoint, ErrorCode};
-use wkp1_selfhosted::testing::{Backend, Raw, Server, noise, segment};
+use wkp1_testkit::{Backend, Raw, Server, noise, segment};
 
-wkp1_selfhosted::for_every_backend!(
+wkp1_testkit::for_every_backend!(
     restore_of_an_empty_subtree_is_an_empty_plan,
     snapshot_and_deltas_round_trip_byte_identical,
     large_inline_segment_is_stored_in_parts_and_streams_back,
@@ -283,7 +283,7 @@ async fn refused_requests_change_nothing(backend: Backend) {
         "timestamp_out_of_range",
     ));
     let mut unknown = persist();
-    unknown.sign_with("k-unknown", &wkp1_selfhosted::testing::secret(), now);
+    unknown.sign_with("k-unknown", &wkp1_testkit::secret(), now);
     cases.push(("unknown key", unknown, 401, "unknown_key"));
     let traversal = Raw::new(Endpoint::Persist, "kv/..%2f../replica-0", "", body.clone())
         .generation(generation)
@@ -339,7 +339,7 @@ async fn replicas_are_isolated(backend: Backend) {
     // Every object is in one of the two replicas' own subtrees, and each holds its own.
     let keys = server.fingerprint().await;
     let base = |replica| {
-        let subtree = wkp1_selfhosted::testing::subtree(replica);
+        let subtree = wkp1_testkit::subtree(replica);
         wkp1_function::layout::Layout::new(&server.config.prefix, &subtree).base().to_owned()
     };
     let (zero, one) = (base("replica-0"), base("replica-1"));

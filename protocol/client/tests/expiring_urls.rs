@@ -19,7 +19,7 @@ use wkp1_function::store::{ByteStream, Capabilities};
 use wkp1_function::{Function, ObjectMeta, PutMode, Store, StoreError};
 use wkp1_protocol::manifest::PresignedRequest;
 use wkp1_protocol::segment::SegmentHeader;
-use wkp1_selfhosted::testing::{Backend, Server, TestSegment, noise, segment};
+use wkp1_testkit::{Backend, Server, TestSegment, noise, segment};
 
 /// The presigned "host": serves objects of the store while their URL has not expired.
 #[derive(Debug, Default)]
@@ -140,7 +140,7 @@ async fn start(host: Host) -> (Server, Arc<Host>) {
         |config| config.limits.presign_download = true,
         move |inner| PresigningStore { inner, host: store_host },
         move |function| {
-            wkp1_selfhosted::app(function.clone()).merge(
+            wkp1_function::router::router(function.clone()).merge(
                 Router::new()
                     .route("/presigned/{*key}", get(serve_presigned))
                     .with_state((function, route_host)),

@@ -7,10 +7,10 @@ use std::time::Duration;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
-use wkp1_aws_lambda::testing::LocalLambda;
 use wkp1_client::{Client, ClientConfig};
 use wkp1_protocol::{KeyId, KeyRing};
-use wkp1_selfhosted::testing::{self, Backend};
+use wkp1_testkit::lambda::LocalLambda;
+use wkp1_testkit::{self as testing, Backend};
 
 /// An S3-compatible server on loopback and a fresh prefix of its test bucket.
 #[derive(Debug, Clone)]

@@ -19,6 +19,8 @@ pub mod object_store;
 pub mod probe;
 #[cfg(feature = "testing")]
 pub mod suite;
+#[cfg(feature = "object-store")]
+pub mod url;
 
 use std::fmt;
 use std::future::Future;

@@ -1,5 +1,10 @@
-//! Test support: a real self-hosted function on 127.0.0.1 over a chosen store, clients for it,
-//! raw signed requests for the negative cases, and a fingerprint of the store's contents.
+//! # wkp1-testkit
+//!
+//! Test support shared by the workspace's tests (a dev-dependency only): a real WKP-1 function
+//! on 127.0.0.1 over a chosen store — the core's [`Function`] behind its router and
+//! `bounded-serve`, as the self-hosted function serves it — with clients for it, raw signed
+//! requests for the negative cases, a fingerprint of the store's contents, and the backend
+//! matrix [`for_every_backend!`]. [`lambda`] runs a function binary as AWS Lambda does.
 //!
 //! S3 backends come from the test command, which starts real S3-compatible servers and sets
 //! `WKP1_TEST_S3_<NAME>=http://127.0.0.1:PORT`. Without them the S3 variants skip, loudly,
@@ -7,22 +12,27 @@
 //! user's own MinIO (`WKP1_TEST_S3_ENDPOINT`) are `#[ignore]`d, so the test report counts them
 //! as skipped; the test command runs them with `--run-ignored only` when it has one.
 
+pub mod lambda;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::stores::{self, S3Options};
-use crate::{Limits, app};
 use axum::Router;
+use bounded_serve::Limits;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use wkp1_client::{Client, ClientConfig, SegmentFile};
+use wkp1_function::router::router;
 use wkp1_function::store::object_store::ObjectStoreBackend;
+use wkp1_function::store::probe::{Atomicity, probe_create_only};
+pub use wkp1_function::store::url::S3Options;
+use wkp1_function::store::url::open_with;
 use wkp1_function::{Clock, Function, FunctionConfig, Store};
 use wkp1_protocol::segment::{SegmentHeader, encode_segment};
 use wkp1_protocol::signing::Signer;
@@ -128,7 +138,7 @@ pub struct Server {
     pub config: FunctionConfig,
     fingerprint: Fingerprint,
     /// What the start-up probe found about racing create-only writes.
-    pub atomicity: stores::Atomicity,
+    pub atomicity: Atomicity,
     /// Where the server listens.
     pub address: std::net::SocketAddr,
 }
@@ -154,7 +164,7 @@ impl Server {
     }
 
     pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut FunctionConfig)) -> Self {
-        Self::start_custom(backend, configure, |store| store, app).await
+        Self::start_custom(backend, configure, |store| store, router).await
     }
 
     /// A server whose clients are held to `limits` instead of the defaults.
@@ -163,7 +173,7 @@ impl Server {
         limits: Limits,
         configure: impl FnOnce(&mut FunctionConfig),
     ) -> Self {
-        Self::start_custom_limited(backend, configure, |store| store, app, limits).await
+        Self::start_custom_limited(backend, configure, |store| store, router, limits).await
     }
 
     /// The general form: `wrap_store` may put a broken store around the real one, `route` may
@@ -184,7 +194,7 @@ impl Server {
         route: impl FnOnce(Arc<Function<S>>) -> Router,
         limits: Limits,
     ) -> Self {
-        let opened = stores::open_with(&backend.url, &backend.s3).expect("open store");
+        let opened = open_with(&backend.url, &backend.s3).expect("open store");
         let skew = Arc::new(AtomicU64::new(0));
         let clock_skew = skew.clone();
         let mut config = FunctionConfig {
@@ -195,7 +205,7 @@ impl Server {
             ..FunctionConfig::default()
         };
         configure(&mut config);
-        let atomicity = stores::probe_create_only(&opened.store, &config.prefix)
+        let atomicity = probe_create_only(&opened.store, &config.prefix)
             .await
             .expect("store honours create-only writes");
         let mut keys = KeyRing::new();
@@ -209,7 +219,7 @@ impl Server {
         let url = format!("http://{address}").parse().unwrap();
         let router = route(function.clone());
         let task = tokio::spawn(async move {
-            crate::serve_router(listener, router, limits, std::future::pending()).await.unwrap();
+            bounded_serve::serve(listener, router, limits, std::future::pending()).await.unwrap();
         });
         let fingerprint: Fingerprint = Arc::new(move || {
             let function = function.clone();
@@ -387,10 +397,10 @@ impl Raw {
 #[macro_export]
 macro_rules! for_every_backend {
     ($($scenario:ident),* $(,)?) => {
-        $crate::for_every_backend!(@backend memory, $crate::testing::Backend::memory(); $($scenario),*);
-        $crate::for_every_backend!(@backend file, $crate::testing::Backend::file(); $($scenario),*);
-        $crate::for_every_backend!(@backend moto, $crate::testing::Backend::s3("moto"); $($scenario),*);
-        $crate::for_every_backend!(@backend s3s, $crate::testing::Backend::s3("s3s"); $($scenario),*);
+        $crate::for_every_backend!(@backend memory, $crate::Backend::memory(); $($scenario),*);
+        $crate::for_every_backend!(@backend file, $crate::Backend::file(); $($scenario),*);
+        $crate::for_every_backend!(@backend moto, $crate::Backend::s3("moto"); $($scenario),*);
+        $crate::for_every_backend!(@backend s3s, $crate::Backend::s3("s3s"); $($scenario),*);
         $crate::for_every_backend!(@minio $($scenario),*);
     };
     // Ignored, so a run without MinIO reports them skipped: there is no skipping at run time.
@@ -400,7 +410,7 @@ macro_rules! for_every_backend {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 #[ignore = "needs an S3 server of your own at WKP1_TEST_S3_ENDPOINT (MinIO)"]
                 async fn $scenario() {
-                    super::$scenario($crate::testing::Backend::minio()).await;
+                    super::$scenario($crate::Backend::minio()).await;
                 }
             )*
         }
