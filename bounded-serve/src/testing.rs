@@ -7,6 +7,17 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::Limits;
+
+/// Limits tight enough that a test sees each one trip within a second or two.
+pub const TIGHT: Limits = Limits {
+    max_connections: 64,
+    max_header_bytes: 4096,
+    header_timeout: Duration::from_secs(1),
+    body_timeout: Duration::from_secs(1),
+    min_body_rate: 100,
+};
+
 /// Longest any helper here waits; a test that reaches it has found a server that keeps a
 /// hostile client forever.
 pub const GIVE_UP: Duration = Duration::from_secs(30);

@@ -13,13 +13,8 @@ use bounded_serve::Limits;
 use bounded_serve::testing::{self, exchange, trickle};
 use tokio::sync::{Notify, oneshot};
 
-const TIGHT: Limits = Limits {
-    max_connections: 64,
-    max_header_bytes: 2048,
-    header_timeout: Duration::from_secs(1),
-    body_timeout: Duration::from_secs(1),
-    min_body_rate: 100,
-};
+/// The crate's tight limits, with a head limit small enough to trip with a few headers.
+const TIGHT: Limits = Limits { max_header_bytes: 2048, ..testing::TIGHT };
 
 struct Server {
     address: SocketAddr,

@@ -292,18 +292,9 @@ pub async fn segment(header: SegmentHeader, payload: &[u8]) -> TestSegment {
     TestSegment { file, bytes, payload: payload.to_vec(), _dir: dir }
 }
 
-/// Pseudo-random bytes that compress poorly, so sizes on the wire are predictable.
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
+/// Pseudo-random bytes that compress poorly, so sizes on the wire are predictable (the same
+/// bytes the conformance kit sends).
+pub use wkp1_conformance::session::noise;
 
 /// A request signed by hand, to be tampered with before sending.
 #[derive(Debug)]

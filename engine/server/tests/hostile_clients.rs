@@ -9,16 +9,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue as AV;
 use bounded_serve::Limits;
-use bounded_serve::testing::{self, exchange, trickle};
+use bounded_serve::testing::{self, TIGHT, exchange, trickle};
 use common::Engine;
-
-const TIGHT: Limits = Limits {
-    max_connections: 64,
-    max_header_bytes: 4096,
-    header_timeout: Duration::from_secs(1),
-    body_timeout: Duration::from_secs(1),
-    min_body_rate: 100,
-};
 
 /// A server held to `limits`, with an empty table `items` (created over a connection the
 /// client closes after).

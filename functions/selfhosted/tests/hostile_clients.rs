@@ -5,19 +5,11 @@
 
 use std::time::Duration;
 
-use bounded_serve::testing::{self, exchange, trickle};
+use bounded_serve::testing::{self, TIGHT, exchange, trickle};
 use wkp1_protocol::segment::SegmentHeader;
 use wkp1_protocol::{Endpoint, ErrorBody};
 use wkp1_selfhosted::Limits;
 use wkp1_testkit::{Backend, Raw, Server, noise, segment};
-
-const TIGHT: Limits = Limits {
-    max_connections: 64,
-    max_header_bytes: 4096,
-    header_timeout: Duration::from_secs(1),
-    body_timeout: Duration::from_secs(1),
-    min_body_rate: 100,
-};
 
 async fn start(limits: Limits) -> Server {
     Server::start_limited(Backend::memory().unwrap(), limits, |c| {
