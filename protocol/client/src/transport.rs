@@ -14,7 +14,7 @@ use wkp1_protocol::manifest::{Limits, PresignedRequest};
 use wkp1_protocol::signing::{Signer, sha256_hex};
 use wkp1_protocol::{Endpoint, ErrorBody, WkpPath, headers};
 
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, RetryPolicy};
 use crate::error::ClientError;
 
 /// A request body, re-creatable for every attempt.
@@ -200,15 +200,8 @@ impl Transport {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, ClientError>>,
     {
-        let retry = self.config.retry;
-        let policy = ExponentialBuilder::default()
-            .with_min_delay(retry.min_delay)
-            .with_max_delay(retry.max_delay)
-            .with_max_times(retry.max_retries)
-            .with_total_delay(Some(retry.max_total_delay))
-            .with_jitter();
         attempt
-            .retry(policy)
+            .retry(backoff(&self.config.retry))
             .sleep(tokio::time::sleep)
             .when(ClientError::is_retryable)
             .adjust(|err, delay| delay.map(|d| err.retry_after().map_or(d, |after| after.max(d))))
@@ -325,5 +318,34 @@ async fn refusal(endpoint: &'static str, response: reqwest::Response) -> ClientE
             ),
             retryable: status == 429 || status >= 500,
         },
+    }
+}
+
+/// Exponential backoff with jitter drawn from a fresh seed. backon without its `std` feature
+/// seeds every jitter generator alike, so every client of every engine would wait the same
+/// delays and a restarted function would meet all its clients' retries at once.
+fn backoff(retry: &RetryPolicy) -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(retry.min_delay)
+        .with_max_delay(retry.max_delay)
+        .with_max_times(retry.max_retries)
+        .with_total_delay(Some(retry.max_total_delay))
+        .with_jitter()
+        .with_jitter_seed(rand::random())
+}
+
+#[cfg(test)]
+mod tests {
+    use backon::BackoffBuilder;
+
+    use super::*;
+
+    #[test]
+    fn clients_do_not_retry_in_step() {
+        let retry = RetryPolicy::default();
+        let schedule = || backoff(&retry).build().take(4).collect::<Vec<_>>();
+        let (first, second) = (schedule(), schedule());
+        assert_eq!(first.len(), 4);
+        assert_ne!(first, second, "two clients drew the same jittered delays");
     }
 }
