@@ -20,10 +20,13 @@ use http::{HeaderValue, StatusCode, request::Parts};
 use http_body_util::{BodyExt, Full};
 use sha2::{Digest, Sha256};
 use wkp1_conformance::{Level, Outcome, RunOptions, checks, run, select};
+use wkp1_function::layout::Layout;
 use wkp1_function::store::object_store::ObjectStoreBackend;
 use wkp1_function::store::{ByteStream, ObjectMeta, PutMode, Store, StoreError};
 use wkp1_function::{Function, FunctionConfig};
+use wkp1_protocol::endpoint::WkpPath;
 use wkp1_protocol::manifest::Manifest;
+use wkp1_protocol::segment::{HEADER_LEN, SegmentHeader, SegmentKind};
 use wkp1_protocol::signing::{Signer, unix_now};
 use wkp1_protocol::{KeyId, headers};
 use wkp1_testkit::{self as testing, Backend, Server};
@@ -60,6 +63,7 @@ enum Breakage {
     AcceptInvalidSegments,
     GenerationOptional,
     RetriesCommitAgain,
+    TrustManifestHint,
     // Fencing and flush.
     IgnoreGenerations,
     DropSuperseded,
@@ -138,6 +142,7 @@ const VARIANTS: &[(Breakage, &[&str])] = &[
     (AcceptInvalidSegments, &["persist_invalid_segment_is_422"]),
     (GenerationOptional, &["persist_missing_generation_is_400"]),
     (RetriesCommitAgain, &["idempotency_retry_is_already_committed"]),
+    (TrustManifestHint, &["persist_manifest_hint_changes_no_answer"]),
     (
         IgnoreGenerations,
         &["fencing_stale_generation_is_409", "fencing_stale_data_is_kept_as_superseded"],
@@ -326,6 +331,27 @@ impl Broken {
             .unwrap_or(0)
     }
 
+    /// A function that takes `wkp-manifest-version` for the truth: it refuses a delta that does
+    /// not continue the hinted version, however old that version is.
+    async fn decide_on_the_hinted_manifest(
+        &self,
+        parts: &Parts,
+        body: &Bytes,
+    ) -> Option<http::Response<Body>> {
+        let hint: u64 = header(parts, headers::MANIFEST_VERSION)?.parse().ok()?;
+        let subtree = WkpPath::parse(parts.uri.path()).ok()?.subtree;
+        let layout = Layout::new(&self.function.config().prefix, &subtree);
+        let stored = self.function.store().get(&layout.manifest(hint)).await.ok()??;
+        let hinted: Manifest = serde_json::from_slice(&stored).ok()?;
+        let segment = SegmentHeader::decode(body.get(..HEADER_LEN)?.try_into().ok()?).ok()?;
+        match segment.base_seq.cmp(&hinted.last_seq) {
+            _ if segment.kind != SegmentKind::Delta => None,
+            std::cmp::Ordering::Greater => Some(error_response(409, "chain_gap")),
+            std::cmp::Ordering::Less => Some(error_response(409, "chain_overlap")),
+            std::cmp::Ordering::Equal => None,
+        }
+    }
+
     /// Rewrites the request, or answers it without asking the function.
     async fn request(&self, parts: &mut Parts, body: &mut Bytes) -> Option<http::Response<Body>> {
         let path = parts.uri.path().to_owned();
@@ -429,6 +455,9 @@ impl Broken {
                 segments[5] = "shared";
                 set_path_and_query(parts, &segments.join("/"), &query);
                 resign(parts, &declared_hash(parts, body));
+            }
+            TrustManifestHint if is_write && query.is_empty() => {
+                return self.decide_on_the_hinted_manifest(parts, body).await;
             }
             HangOnClaims if query.contains("claim=true") => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;

@@ -14,6 +14,9 @@ pub const TIMESTAMP: &str = "wkp-timestamp";
 pub const CONTENT_SHA256: &str = "wkp-content-sha256";
 /// The writer generation a persist or flush is made under (`GEN-3`).
 pub const GENERATION: &str = "wkp-generation";
+/// Optional: the manifest version of the client's last answer for the subtree, a hint the
+/// function may use to find the latest manifest without listing (`PER-3`).
+pub const MANIFEST_VERSION: &str = "wkp-manifest-version";
 /// Optional caller-chosen id, echoed in the response and in logs.
 pub const REQUEST_ID: &str = "wkp-request-id";
 /// Lower-case hex HMAC-SHA256 of the canonical request (`AUTH-1`).

@@ -4,7 +4,8 @@
 //! on 127.0.0.1 over a chosen store — the core's [`Function`] behind its router and
 //! `bounded-serve`, as the self-hosted function serves it — with clients for it, raw signed
 //! requests for the negative cases, a fingerprint of the store's contents, and the backend
-//! matrix [`for_every_backend!`]. [`lambda`] runs a function binary as AWS Lambda does.
+//! matrix [`for_every_backend!`]. [`lambda`] runs a function binary as AWS Lambda does;
+//! [`counting`] counts what a request costs the store.
 //!
 //! S3 backends come from the test command, which starts real S3-compatible servers and sets
 //! `WKP1_TEST_S3_<NAME>=http://127.0.0.1:PORT`. Without them the S3 variants skip, loudly,
@@ -12,6 +13,7 @@
 //! user's own MinIO (`WKP1_TEST_S3_ENDPOINT`) are `#[ignore]`d, so the test report counts them
 //! as skipped; the test command runs them with `--run-ignored only` when it has one.
 
+pub mod counting;
 pub mod lambda;
 
 use std::collections::BTreeMap;

@@ -1,12 +1,12 @@
 //! Persist: round trips, chains, segment validation, idempotent retries (SPEC.md sections 6, 7,
 //! 9, 10).
 
-use wkp1_protocol::Endpoint;
-use wkp1_protocol::manifest::Outcome;
+use wkp1_protocol::manifest::{Outcome, PersistResponse};
 use wkp1_protocol::segment::SegmentHeader;
+use wkp1_protocol::{Endpoint, Subtree, headers};
 
-use crate::check::{Check, CheckResult};
-use crate::session::{Request, Session, noise, segment};
+use crate::check::{Check, CheckError, CheckResult};
+use crate::session::{Request, Response, Session, noise, segment};
 use crate::{check, fail};
 
 pub(crate) fn checks() -> Vec<Check> {
@@ -66,6 +66,13 @@ pub(crate) fn checks() -> Vec<Check> {
             Must,
             ["GEN-3"],
             "Every write names its generation."
+        ),
+        check!(
+            persist_manifest_hint_changes_no_answer,
+            "persist",
+            Must,
+            ["PER-3", "MAN-2"],
+            "A wrong wkp-manifest-version (stale, never written) changes no answer."
         ),
         check!(
             idempotency_retry_is_already_committed,
@@ -238,6 +245,74 @@ async fn persist_missing_generation_is_400(s: &mut Session) -> CheckResult {
         Request::new(Endpoint::Persist, &subtree, "", segment(SegmentHeader::delta(0, 1), b"x"));
     let response = s.send(s.sign(request)).await?;
     s.expect("persist without wkp-generation", &response, 400, Some("invalid_request"))
+}
+
+/// Sends `header` under `generation` with `wkp-manifest-version: hint`.
+async fn persist_hinted(
+    s: &mut Session,
+    subtree: &Subtree,
+    generation: u64,
+    hint: u64,
+    header: SegmentHeader,
+    payload: &[u8],
+) -> Result<Response, CheckError> {
+    let request = Request::new(Endpoint::Persist, subtree, "", segment(header, payload))
+        .header("content-type", headers::SEGMENT_MEDIA_TYPE)
+        .header(headers::MANIFEST_VERSION, &hint.to_string())
+        .generation(generation);
+    let request = s.sign(request);
+    s.send(request).await
+}
+
+async fn persist_manifest_hint_changes_no_answer(s: &mut Session) -> CheckResult {
+    // Hints naming the claim (whose chain is empty) and a version never written.
+    for stale in [false, true] {
+        let (subtree, generation) = s.claimed_replica().await?;
+        let claim = s.plan(&subtree, false).await?.manifest_version;
+        s.persist_ok(&subtree, generation, &segment(SegmentHeader::snapshot(10), b"ten")).await?;
+        let last = s
+            .persist_ok(&subtree, generation, &segment(SegmentHeader::delta(10, 20), b"twenty"))
+            .await?;
+        let hint = if stale { claim } else { last.manifest_version + 1_000 };
+        let what =
+            format!("persist with wkp-manifest-version {hint} (latest {})", last.manifest_version);
+
+        let retry =
+            persist_hinted(s, &subtree, generation, hint, SegmentHeader::delta(10, 20), b"twenty")
+                .await?;
+        s.expect(&format!("retry of the last commit, {what}"), &retry, 200, None)?;
+        let retry: PersistResponse = retry.json("persist answer")?;
+        if retry.outcome != Outcome::AlreadyCommitted
+            || retry.manifest_version != last.manifest_version
+        {
+            fail!(
+                "a retry, {what}, answered {:?} at version {}",
+                retry.outcome,
+                retry.manifest_version
+            );
+        }
+        let old = persist_hinted(s, &subtree, generation, hint, SegmentHeader::snapshot(5), b"old")
+            .await?;
+        s.expect(
+            &format!("snapshot of state 5 on state 20, {what}"),
+            &old,
+            409,
+            Some("chain_overlap"),
+        )?;
+        let next =
+            persist_hinted(s, &subtree, generation, hint, SegmentHeader::delta(20, 30), b"thirty")
+                .await?;
+        s.expect(&format!("delta 20 to 30 on state 20, {what}"), &next, 200, None)?;
+        let plan = s.plan(&subtree, false).await?;
+        if plan.last_seq != 30 || plan.chain.len() != 3 {
+            fail!(
+                "after persists {what}: state {} with {} segments, expected 30 with 3",
+                plan.last_seq,
+                plan.chain.len()
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn idempotency_retry_is_already_committed(s: &mut Session) -> CheckResult {

@@ -21,6 +21,8 @@ pub(crate) struct Ctx<'a, S> {
     pub(crate) auth: Authenticated,
     pub(crate) request_id: String,
     pub(crate) now: u64,
+    /// The client's `wkp-manifest-version`, a guess of the latest version (`PER-3`).
+    pub(crate) manifest_hint: Option<u64>,
 }
 
 impl<S> Ctx<'_, S> {
@@ -31,6 +33,7 @@ impl<S> Ctx<'_, S> {
             cache: self.cache,
             now: self.now,
             guess_for: self.config.grace_seconds / 2,
+            hint: self.manifest_hint,
             serialize: self.config.serialize_updates,
         }
     }

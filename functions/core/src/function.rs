@@ -157,7 +157,7 @@ impl<S: Store> Function<S> {
         let auth = self.verifier.verify(&parts.method, wkp_path, query, &parts.headers, now)?;
         let subtree = route.validate()?.subtree;
         span.record("subtree", tracing::field::display(&subtree));
-        let ctx = Ctx {
+        let mut ctx = Ctx {
             store: &self.store,
             config: &self.config,
             cache: &self.cache,
@@ -166,11 +166,13 @@ impl<S: Store> Function<S> {
             auth,
             request_id: request_id.to_owned(),
             now,
+            manifest_hint: None,
         };
         match route.endpoint {
             Endpoint::Restore => restore::handle(&ctx, RestoreQuery::parse(query)?, body).await,
             endpoint => {
                 let query = WriteQuery::parse(query)?;
+                ctx.manifest_hint = persist::manifest_hint(&parts.headers)?;
                 persist::handle(&ctx, endpoint, query, &parts.headers, body).await
             }
         }

@@ -95,6 +95,8 @@ pub(crate) struct Manifests<'a, S> {
     pub(crate) now: u64,
     /// How long a remembered latest version may serve as a guess.
     pub(crate) guess_for: u64,
+    /// The version the client last heard of (`PER-3`): a guess when this process has none newer.
+    pub(crate) hint: Option<u64>,
     /// Whether updates of one subtree wait for each other within this process.
     pub(crate) serialize: bool,
 }
@@ -164,7 +166,17 @@ impl<S: Store> Manifests<'_, S> {
     /// Like `latest_guess`, saying whether the answer is only a guess.
     async fn guess_or_latest(&self) -> Result<(Arc<Manifest>, bool), ProtocolError> {
         let seen_after = self.now.saturating_sub(self.guess_for);
-        match self.cache.latest_guess(self.layout.base(), seen_after) {
+        let remembered = self.cache.latest_guess(self.layout.base(), seen_after);
+        if let Some(hint) = self.hint
+            && remembered.as_ref().is_none_or(|m| m.version < hint)
+            && let Some(hinted) = self.read(hint).await?
+            // Young enough that its successor, if any, is still stored: the write of
+            // `hint + 1` then collides with it (the rule the cache's guesses follow).
+            && hinted.created_at >= seen_after
+        {
+            return Ok((hinted, true));
+        }
+        match remembered {
             Some(manifest) => Ok((manifest, true)),
             None => Ok((self.latest().await?, false)),
         }

@@ -76,6 +76,23 @@ fn generation(headers: &HeaderMap) -> Result<u64, ProtocolError> {
         .ok_or_else(|| invalid("header wkp-generation must be a positive decimal number", "GEN-3"))
 }
 
+/// `PER-3`: the client's hint of the latest manifest version, if it sent one.
+pub(crate) fn manifest_hint(headers: &HeaderMap) -> Result<Option<u64>, ProtocolError> {
+    let Some(raw) = headers.get(headers::MANIFEST_VERSION) else { return Ok(None) };
+    raw.to_str()
+        .ok()
+        .filter(|v| !v.is_empty() && v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse::<u64>().ok())
+        // Version 0 is the empty manifest, never stored: nothing to look up.
+        .map(|v| (v > 0).then_some(v))
+        .ok_or_else(|| {
+            invalid(
+                "header wkp-manifest-version must be a decimal number of at most 20 digits",
+                "PER-3",
+            )
+        })
+}
+
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
