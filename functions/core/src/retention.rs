@@ -115,8 +115,42 @@ pub(crate) async fn run<S: Store>(ctx: &Ctx<'_, S>) -> Result<RetentionReport, P
         }
     }
 
+    let mut report = RetentionReport::default();
+    let old_parts: Vec<_> = ctx
+        .store()
+        .list(&ctx.layout.segments())
+        .await
+        .map_err(|e| store_failed("list segments", e))?
+        .into_iter()
+        .filter(|part| part.last_modified <= horizon)
+        .collect();
+    // Reading every kept manifest is the costly part of a pass (one read per version within
+    // the grace period), and only needed when some part is old enough to go.
+    if !old_parts.is_empty() {
+        let referenced = referenced_parts(ctx, &kept).await?;
+        for part in old_parts {
+            if !referenced.contains(&part.key) {
+                ctx.store().delete(&part.key).await.map_err(|e| store_failed("delete part", e))?;
+                report.parts_deleted += 1;
+            }
+        }
+    }
+    // Manifests last: if this pass stops half way, nothing still kept lost a part.
+    for key in expired {
+        ctx.store().delete(&key).await.map_err(|e| store_failed("delete manifest", e))?;
+        report.manifests_deleted += 1;
+    }
+    Ok(report)
+}
+
+/// Every part key a kept manifest or a superseded record names.
+async fn referenced_parts<S: Store>(
+    ctx: &Ctx<'_, S>,
+    kept: &[u64],
+) -> Result<HashSet<String>, ProtocolError> {
+    let manifests = ctx.manifests();
     let mut referenced = HashSet::new();
-    for version in &kept {
+    for version in kept {
         let Some(manifest) = manifests.read(*version).await? else { continue };
         for entry in &manifest.chain {
             for (_, _, key) in ctx.layout.parts(&entry.segment.id, &entry.parts) {
@@ -129,23 +163,5 @@ pub(crate) async fn run<S: Store>(ctx: &Ctx<'_, S>) -> Result<RetentionReport, P
             referenced.insert(key);
         }
     }
-
-    let mut report = RetentionReport::default();
-    let parts = ctx
-        .store()
-        .list(&ctx.layout.segments())
-        .await
-        .map_err(|e| store_failed("list segments", e))?;
-    for part in parts {
-        if part.last_modified <= horizon && !referenced.contains(&part.key) {
-            ctx.store().delete(&part.key).await.map_err(|e| store_failed("delete part", e))?;
-            report.parts_deleted += 1;
-        }
-    }
-    // Manifests last: if this pass stops half way, nothing still kept lost a part.
-    for key in expired {
-        ctx.store().delete(&key).await.map_err(|e| store_failed("delete manifest", e))?;
-        report.manifests_deleted += 1;
-    }
-    Ok(report)
+    Ok(referenced)
 }
