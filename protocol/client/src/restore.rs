@@ -51,6 +51,7 @@ pub(crate) async fn plan(t: &Transport, claim: bool) -> Result<RestorePlan, Clie
     let plan: RestorePlan = t.json(&call).await?;
     t.learn_limits(plan.limits);
     check_plan(t, &plan)?;
+    t.learn_manifest_version(plan.manifest_version);
     Ok(plan)
 }
 

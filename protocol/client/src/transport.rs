@@ -1,6 +1,7 @@
 //! One signed request, and the retry loop around it (`CLI-1`, `CLI-3`).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -104,6 +105,9 @@ pub(crate) struct Transport {
     signer: Signer,
     /// The function's limits, as last advertised (`LARGE-1`).
     limits: Arc<Mutex<Option<Limits>>>,
+    /// The manifest version of the last answer, sent back as a hint on writes (`PER-3`); 0
+    /// until one arrives.
+    manifest_version: Arc<AtomicU64>,
 }
 
 impl Transport {
@@ -120,7 +124,7 @@ impl Transport {
             .build()
             .map_err(|e| ClientError::Config(format!("build HTTP client: {e}")))?;
         let signer = Signer::new(config.key_id.clone(), config.secret.clone());
-        Ok(Self { http, config, signer, limits: Arc::default() })
+        Ok(Self { http, config, signer, limits: Arc::default(), manifest_version: Arc::default() })
     }
 
     pub(crate) fn config(&self) -> &ClientConfig {
@@ -133,6 +137,10 @@ impl Transport {
 
     pub(crate) fn learn_limits(&self, limits: Limits) {
         *self.limits.lock().expect("limits lock") = Some(limits);
+    }
+
+    pub(crate) fn learn_manifest_version(&self, version: u64) {
+        self.manifest_version.store(version, Ordering::Relaxed);
     }
 
     fn url(&self, wkp_path: &str, query: &str) -> Url {
@@ -154,6 +162,13 @@ impl Transport {
                 HeaderName::from_static(headers::GENERATION),
                 HeaderValue::from(generation),
             );
+            let hint = self.manifest_version.load(Ordering::Relaxed);
+            if hint > 0 {
+                headers.insert(
+                    HeaderName::from_static(headers::MANIFEST_VERSION),
+                    HeaderValue::from(hint),
+                );
+            }
         }
         self.signer
             .sign(

@@ -62,6 +62,7 @@ fn remember(
 ) -> Result<PersistResponse, ClientError> {
     if let Ok(response) = &result {
         t.learn_limits(response.limits);
+        t.learn_manifest_version(response.manifest_version);
     }
     result
 }
