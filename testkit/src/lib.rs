@@ -117,6 +117,11 @@ impl Backend {
         &self.url
     }
 
+    /// The bucket and the fresh prefix of an S3 backend.
+    pub fn bucket_and_prefix(&self) -> Option<(&str, &str)> {
+        self.url.strip_prefix("s3://")?.split_once('/')
+    }
+
     /// A user's own S3-compatible server (MinIO), from `WKP1_TEST_S3_ENDPOINT`. The tests that
     /// use it are `#[ignore]`d, so a run without one reports them skipped rather than passed;
     /// run explicitly without one, they fail and say why.

@@ -13,7 +13,7 @@ use wkp1_function::rotation::{KeySource, KeysError, RotatingFunction};
 use wkp1_protocol::headers::SEGMENT_MEDIA_TYPE;
 
 use crate::keys::Remote;
-use crate::s3::S3Store;
+use wkp1_aws_s3::S3Store;
 
 /// The function of this Lambda instance, kept across warm invocations and rebuilt when the
 /// keys rotate.

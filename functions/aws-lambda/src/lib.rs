@@ -1,13 +1,12 @@
 //! # wkp1-aws-lambda
 //!
 //! The WKP-1 function on AWS Lambda, behind a Function URL or an API Gateway HTTP API, storing
-//! in S3. Everything WKP-1 requires lives in [`wkp1_function`]; this crate is the Lambda
-//! trigger and the S3 store.
+//! in S3. Everything WKP-1 requires lives in [`wkp1_function`] and the S3 store in
+//! [`wkp1_aws_s3`]; this crate is the Lambda trigger, its settings and its keys.
 //!
 //! # Layout
 //!
 //! - [`settings`]: environment variables.
-//! - [`s3`]: the core's `Store` over `aws-sdk-s3`, with presigned URLs.
 //! - [`keys`]: the key ring from the environment, Secrets Manager or SSM (re-read while warm by
 //!   the core's `rotation`).
 //! - [`handler`]: one event through the core, binary bodies intact both ways.
@@ -16,7 +15,6 @@
 
 pub mod handler;
 pub mod keys;
-pub mod s3;
 pub mod settings;
 
 pub use handler::LambdaFunction;

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use lambda_http::{Request, service_fn};
 use wkp1_aws_lambda::keys;
-use wkp1_aws_lambda::s3::S3Store;
 use wkp1_aws_lambda::settings::Settings;
 use wkp1_aws_lambda::{LambdaFunction, s3_client};
+use wkp1_aws_s3::S3Store;
 use wkp1_function::store::probe::{Atomicity, NOT_ATOMIC_WARNING, probe_create_only};
 
 #[tokio::main]

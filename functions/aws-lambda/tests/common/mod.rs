@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-};
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use wkp1_client::{Client, ClientConfig};
 use wkp1_protocol::{KeyId, KeyRing};
 use wkp1_testkit::lambda::LocalLambda;
@@ -28,8 +26,7 @@ impl S3 {
     /// `WKP1_REQUIRE_S3=1`, as the self-hosted tests do).
     pub fn server(name: &str) -> Option<Self> {
         let backend = if name == "minio" { Backend::minio() } else { Backend::s3(name)? };
-        let (bucket, prefix) =
-            backend.url().trim_start_matches("s3://").split_once('/').expect("s3://bucket/prefix");
+        let (bucket, prefix) = backend.bucket_and_prefix().expect("s3://bucket/prefix");
         Some(Self {
             name: name.into(),
             endpoint: backend.s3.endpoint.clone().expect("endpoint"),
@@ -51,15 +48,9 @@ impl S3 {
             .build()
     }
 
-    /// An S3 client as a test against an S3-compatible server needs it: path style, and
-    /// checksums only where the API requires them.
+    /// An S3 client for this server, as the store crate builds one for S3-compatible servers.
     pub fn client(&self) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config())
-            .force_path_style(true)
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        wkp1_aws_s3::compatible_client(&self.endpoint, &self.access_key_id, &self.secret_access_key)
     }
 
     /// The environment of a `wkp1-lambda` process storing here, keys inline.

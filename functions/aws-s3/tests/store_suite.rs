@@ -1,25 +1,30 @@
-//! The core's store conformance suite against the Lambda function's own S3 store, on every S3
-//! server the test command starts.
+//! The core's store conformance suite against the SDK's S3 store, on every S3 server the test
+//! command starts.
 
-mod common;
-
-use common::S3;
-use wkp1_aws_lambda::s3::S3Store;
+use wkp1_aws_s3::{S3Store, compatible_client};
 use wkp1_function::store::suite::{self, Skip};
+use wkp1_testkit::Backend;
 
 async fn run(server: &str, skips: &[Skip]) {
-    let Some(s3) = S3::server(server) else { return };
-    let store = S3Store::new(s3.client(), &s3.bucket);
-    suite::run_all_except(&store, &format!("{}/suite", s3.prefix), skips).await;
+    let Some(backend) = Backend::s3(server) else { return };
+    let (bucket, prefix) = backend.bucket_and_prefix().expect("an S3 backend");
+    let s3 = &backend.s3;
+    let client = compatible_client(
+        s3.endpoint.as_deref().expect("endpoint"),
+        s3.access_key_id.as_deref().expect("access key"),
+        s3.secret_access_key.as_deref().expect("secret key"),
+    );
+    let store = S3Store::new(client, bucket);
+    suite::run_all_except(&store, &format!("{prefix}/suite"), skips).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_s3_store_keeps_the_store_contract_on_moto() {
+async fn the_sdk_s3_store_keeps_the_store_contract_on_moto() {
     run("moto", &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_s3_store_keeps_the_store_contract_on_s3s_fs() {
+async fn the_sdk_s3_store_keeps_the_store_contract_on_s3s_fs() {
     run(
         "s3s",
         &[

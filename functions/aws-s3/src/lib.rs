@@ -1,9 +1,14 @@
+//! # wkp1-aws-s3
+//!
 //! The function core's [`Store`] over Amazon S3, with `aws-sdk-s3`.
 //!
 //! Create-only writes are `If-None-Match: *` and manifest compare-and-swap is `If-Match`, both
 //! enforced by S3 itself (strongly consistent since 2020, conditional writes since 2024), so
-//! any number of warm Lambda instances share one bucket safely. Presigned URLs carry the same
-//! condition in their signature (`LARGE-4`).
+//! any number of function instances share one bucket safely. Presigned URLs carry the same
+//! condition in their signature (`LARGE-4`), which `object_store`'s presigner cannot do.
+//!
+//! The AWS Lambda function stores through it; any other function running on AWS may too.
+//! [`compatible_client`] reaches an S3-compatible server (MinIO, moto, s3s) with static keys.
 
 use std::ops::Range;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,6 +37,32 @@ impl S3Store {
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
+}
+
+/// A client for an S3-compatible server at `endpoint` with static keys: path-style addressing,
+/// and checksums only where the S3 API requires them (most such servers predate the SDK's
+/// default CRC32 checksums).
+pub fn compatible_client(endpoint: &str, access_key_id: &str, secret_access_key: &str) -> Client {
+    use aws_sdk_s3::config::{
+        BehaviorVersion, Builder, Credentials, Region, RequestChecksumCalculation,
+        ResponseChecksumValidation,
+    };
+    let config = Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(
+            access_key_id,
+            secret_access_key,
+            None,
+            None,
+            "static",
+        ))
+        .force_path_style(true)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .build();
+    Client::from_conf(config)
 }
 
 /// Maps an SDK failure to a store failure by kind. Timeouts and connection failures leave a
