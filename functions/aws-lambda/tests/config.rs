@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::{S3, client};
 use wkp1_client::ClientError;
 use wkp1_testkit as testing;
+use wkp1_testkit::lambda::LocalLambda;
 
 /// A place the keys are stored, in moto's server.
 #[derive(Debug, Clone, Copy)]
@@ -95,19 +96,25 @@ async fn refused_with(url: &str, key_id: &str) -> Option<u16> {
     }
 }
 
-async fn rotation_reaches_a_warm_instance(store: Store) {
-    // Only moto's server speaks Secrets Manager and SSM.
-    let Some(s3) = S3::server("moto") else { return };
+/// One warm instance whose keys (the first test key only) live in `store` and are re-read
+/// every second; it has just accepted that key. Only moto's server speaks Secrets Manager and
+/// SSM.
+async fn warm_instance_reading(store: &Store) -> Option<(S3, String, LocalLambda)> {
+    let s3 = S3::server("moto")?;
     let name = format!("wkp1-keys-{:08x}", rand::random::<u32>());
     store.put(&s3, &name, key_line(testing::KEY_ID), true).await;
-
-    let mut lambda = s3
+    let lambda = s3
         .lambda(
             &[("WKP1_KEYS", ""), (store.variable(), &name), ("WKP1_KEYS_REFRESH_SECONDS", "1")],
             1,
         )
         .await;
     assert_eq!(refused_with(&lambda.url, testing::KEY_ID).await, None);
+    Some((s3, name, lambda))
+}
+
+async fn rotation_reaches_a_warm_instance(store: Store) {
+    let Some((s3, name, mut lambda)) = warm_instance_reading(&store).await else { return };
     assert_eq!(refused_with(&lambda.url, testing::SECOND_KEY_ID).await, Some(401));
 
     // Rotate: the new key only. The warm instance picks it up after the refresh interval.
@@ -133,16 +140,7 @@ async fn until_accepted(url: &str, key_id: &str) {
 }
 
 async fn a_failed_refresh_keeps_the_keys_of_a_warm_instance(store: Store) {
-    let Some(s3) = S3::server("moto") else { return };
-    let name = format!("wkp1-keys-{:08x}", rand::random::<u32>());
-    store.put(&s3, &name, key_line(testing::KEY_ID), true).await;
-    let mut lambda = s3
-        .lambda(
-            &[("WKP1_KEYS", ""), (store.variable(), &name), ("WKP1_KEYS_REFRESH_SECONDS", "1")],
-            1,
-        )
-        .await;
-    assert_eq!(refused_with(&lambda.url, testing::KEY_ID).await, None);
+    let Some((s3, name, mut lambda)) = warm_instance_reading(&store).await else { return };
 
     // The keys' source goes away: every refresh from now on fails. Requests go on meanwhile,
     // and each is served with the keys the instance has.

@@ -5,8 +5,8 @@ use wkp1_aws_s3::{S3Store, compatible_client};
 use wkp1_function::store::suite::{self, Skip};
 use wkp1_testkit::Backend;
 
-async fn run(server: &str, skips: &[Skip]) {
-    let Some(backend) = Backend::s3(server) else { return };
+async fn run(backend: Option<Backend>, skips: &[Skip]) {
+    let Some(backend) = backend else { return };
     let (bucket, prefix) = backend.bucket_and_prefix().expect("an S3 backend");
     let s3 = &backend.s3;
     let client = compatible_client(
@@ -20,13 +20,13 @@ async fn run(server: &str, skips: &[Skip]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdk_s3_store_keeps_the_store_contract_on_moto() {
-    run("moto", &[]).await;
+    run(Backend::s3("moto"), &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdk_s3_store_keeps_the_store_contract_on_s3s_fs() {
     run(
-        "s3s",
+        Backend::s3("s3s"),
         &[
             Skip {
                 clause: "create_only_is_exclusive_when_raced",
@@ -41,4 +41,14 @@ async fn the_sdk_s3_store_keeps_the_store_contract_on_s3s_fs() {
         ],
     )
     .await;
+}
+
+mod minio {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs a MinIO (WKP1_TEST_S3_ENDPOINT); the test command runs the minio:: tests when one is there"]
+    async fn the_sdk_s3_store_keeps_the_store_contract() {
+        run(Some(Backend::minio()), &[]).await;
+    }
 }
