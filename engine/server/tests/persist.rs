@@ -315,6 +315,69 @@ async fn a_function_outage_delays_persistence_but_loses_nothing() {
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
 
+/// A function whose persist answers are lost while `lose` is set: it commits, then the engine
+/// hears a 503. Every persist answer it actually gave is recorded.
+async fn forgetful_function() -> (Server, Arc<AtomicBool>, Arc<std::sync::Mutex<Vec<u16>>>) {
+    let lose = Arc::new(AtomicBool::new(false));
+    let answers: Arc<std::sync::Mutex<Vec<u16>>> = Arc::default();
+    let (switch, record) = (lose.clone(), answers.clone());
+    let server = Server::start_custom(
+        Backend::file().unwrap(),
+        |_| {},
+        |store| store,
+        move |function| {
+            wkp1_function::router::router(function).layer(axum::middleware::from_fn(
+                move |request: axum::extract::Request, next: axum::middleware::Next| {
+                    let persist = request.uri().path().starts_with("/v1/persist/");
+                    let (lose, record) = (switch.load(Ordering::SeqCst), record.clone());
+                    async move {
+                        let response = next.run(request).await;
+                        if !persist {
+                            return response;
+                        }
+                        record.lock().unwrap().push(response.status().as_u16());
+                        if lose {
+                            return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+                        }
+                        response
+                    }
+                },
+            ))
+        },
+    )
+    .await;
+    (server, lose, answers)
+}
+
+#[tokio::test]
+async fn after_a_lost_answer_the_engine_asks_before_resending() {
+    let (function, lose, answers) = forgetful_function().await;
+    let volume = tempfile::tempdir().unwrap();
+    let engine1 = engine(&function, volume.path(), &[]).await;
+    let client = engine1.client();
+    create_table(&client).await;
+    write(&client, 0..10).await;
+    let committed = engine1.admin(reqwest::Method::GET).await["last_seq"].as_u64().unwrap();
+    lose.store(true, Ordering::SeqCst);
+    let failed = engine1.admin(reqwest::Method::POST).await;
+    assert!(failed["error"].is_string(), "{failed}");
+    assert!(answers.lock().unwrap().contains(&200), "the lost persist did not commit");
+
+    lose.store(false, Ordering::SeqCst);
+    answers.lock().unwrap().clear();
+    write(&client, 10..20).await;
+    let pushed = engine1.admin(reqwest::Method::POST).await;
+    assert_eq!(pushed["pushed"]["first_seq"], committed + 1, "{pushed}");
+    // One persist, of what the function did not have: nothing resent to be refused.
+    assert_eq!(*answers.lock().unwrap(), [200]);
+    assert_eq!(engine1.stop().await.unwrap(), Exit::Clean);
+
+    let fresh = tempfile::tempdir().unwrap();
+    let engine2 = engine(&function, fresh.path(), &[]).await;
+    assert_eq!(read_all(&engine2.client()).await, all(0..20));
+    engine2.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_superseded_writer_is_fenced_and_its_data_kept() {
     let function = Server::start(Backend::file().unwrap()).await;

@@ -111,6 +111,10 @@ struct Progress {
     fenced: Option<String>,
     /// The final flush closed the generation: nothing more is sent.
     closed: bool,
+    /// An upload failed without an answer that says whether it committed (its answer was lost,
+    /// or the function failed after the commit): the next push asks the function first rather
+    /// than resending everything to hear it overlaps.
+    in_doubt: bool,
 }
 
 /// What `/_admin/persist` reports.
@@ -373,31 +377,42 @@ impl Agent {
         if progress.closed {
             return Ok(None);
         }
+        if progress.in_doubt {
+            self.catch_up(db, progress).await?;
+        }
         let pushed = match self.push_once(db, progress, closing, snapshot).await {
             Err(PersistError::Client(e)) if e.code() == Some(ErrorCode::ChainOverlap) => {
-                // An upload whose answer was lost may have committed after all: continue from
-                // what the function holds, if that is this writer's own data.
-                let plan = self.client.plan(false).await?;
-                let since = progress.persisted_seq;
-                if plan.generation != progress.generation
-                    || plan.last_seq <= since
-                    || plan.last_seq > db.last_seq()
-                {
+                if !self.catch_up(db, progress).await? {
                     return Err(e.into());
                 }
-                tracing::info!(
-                    from = since,
-                    to = plan.last_seq,
-                    "the function already holds this writer's changes up to {}; continuing from there",
-                    plan.last_seq
-                );
-                self.acknowledged(db, progress, plan.last_seq).await;
                 self.push_once(db, progress, closing, snapshot).await
             }
             other => other,
         }?;
         progress.closed = closing;
         Ok(pushed)
+    }
+
+    /// An upload whose answer was lost may have committed after all: continues from what the
+    /// function holds, if that is this writer's own data. Whether it moved on.
+    async fn catch_up(&self, db: &Database, progress: &mut Progress) -> Result<bool, PersistError> {
+        let plan = self.client.plan(false).await?;
+        progress.in_doubt = false;
+        let since = progress.persisted_seq;
+        if plan.generation != progress.generation
+            || plan.last_seq <= since
+            || plan.last_seq > db.last_seq()
+        {
+            return Ok(false);
+        }
+        tracing::info!(
+            from = since,
+            to = plan.last_seq,
+            "the function already holds this writer's changes up to {}; continuing from there",
+            plan.last_seq
+        );
+        self.acknowledged(db, progress, plan.last_seq).await;
+        Ok(true)
     }
 
     /// Records that the function holds the state up to `seq`: the marker, then the change log
@@ -474,8 +489,11 @@ impl Agent {
         }
         .await;
         let _ = tokio::fs::remove_file(&path).await;
-        let response =
-            result.map_err(|e| self.refused(progress, e, header.first_seq, header.last_seq))?;
+        let response = result.map_err(|e| {
+            // Only a definite refusal says nothing was committed.
+            progress.in_doubt |= matches!(e, ClientError::Transport { .. }) || e.is_retryable();
+            self.refused(progress, e, header.first_seq, header.last_seq)
+        })?;
         if snapshot {
             progress.need_snapshot = false;
             progress.deltas_since_snapshot = 0;
