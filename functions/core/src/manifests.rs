@@ -20,6 +20,9 @@ use crate::store::{self, ObjectMeta, Store, StoreError};
 /// How many times an update re-reads and retries after losing a race.
 const MAX_ATTEMPTS: usize = 32;
 
+/// Versions read one by one past a stale guess before listing instead.
+const FORWARD_READS: usize = 8;
+
 /// Immutable manifest objects by key, and the latest version this process saw per subtree.
 ///
 /// The latest version is only a first guess for updates: writing `guess + 1` create-only
@@ -157,6 +160,28 @@ impl<S: Store> Manifests<'_, S> {
         Err(internal("read latest manifest: it kept disappearing"))
     }
 
+    /// The latest version, read forward from `known` while the next version exists: versions
+    /// are contiguous, so the first one missing ends the history. A few reads instead of a
+    /// listing (which some stores answer by walking the whole bucket); as current as a listing,
+    /// since both are snapshots that the next create-only write checks.
+    ///
+    /// `known` must be young (created, or seen as latest, within half the grace period): then
+    /// retention cannot have removed any version after it (`RET-1`), so a missing version
+    /// really is the end.
+    async fn latest_after(&self, known: Arc<Manifest>) -> Result<Arc<Manifest>, ProtocolError> {
+        let mut latest = known;
+        for _ in 0..FORWARD_READS {
+            match self.read(latest.version + 1).await? {
+                Some(next) => latest = next,
+                None => {
+                    self.cache.saw_latest(self.layout.base(), &latest, self.now);
+                    return Ok(latest);
+                }
+            }
+        }
+        self.latest().await
+    }
+
     /// The latest version this process knows of, else the store's. Good enough wherever a
     /// stale answer is caught later by a create-only write (`MAN-2`).
     pub(crate) async fn latest_guess(&self) -> Result<Arc<Manifest>, ProtocolError> {
@@ -194,19 +219,21 @@ impl<S: Store> Manifests<'_, S> {
             true => Some(self.cache.update_lock(self.layout.base()).lock().await),
             false => None,
         };
-        let mut trust_guess = true;
-        for _ in 0..MAX_ATTEMPTS {
-            // First from what this process last saw. A write checks the guess by itself (it
-            // fails if anything newer exists); answering or refusing without a write does not,
-            // so those are decided again on the store's latest.
-            let (current, guessed) = if trust_guess {
-                self.guess_or_latest().await?
-            } else {
-                (self.latest().await?, false)
+        // After the first attempt: a version known to exist and to be young, to read forward
+        // from; `None` lists.
+        let mut known: Option<Arc<Manifest>> = None;
+        for attempt in 0..MAX_ATTEMPTS {
+            // First from a guess (what this process last saw, or the client's hint). A write
+            // checks the guess by itself (it fails if anything newer exists); answering or
+            // refusing without a write does not, so those are decided again on the latest.
+            let (current, guessed) = match known.take() {
+                _ if attempt == 0 => self.guess_or_latest().await?,
+                Some(known) => (self.latest_after(known).await?, false),
+                None => (self.latest().await?, false),
             };
             let (mut next, answer) = match decide(&current) {
                 Decision::Keep(_) | Decision::Reject(_) if guessed => {
-                    trust_guess = false;
+                    known = Some(current);
                     continue;
                 }
                 Decision::Keep(answer) => return Ok((answer, current)),
@@ -224,8 +251,8 @@ impl<S: Store> Manifests<'_, S> {
                     // Either another writer won, or our own write landed and only its answer
                     // was lost (the store client retried): the put id tells them apart.
                     let stored = self.read(next.version).await?;
-                    if stored.is_none_or(|m| m.put_id != next.put_id) {
-                        trust_guess = false;
+                    if stored.as_ref().is_none_or(|m| m.put_id != next.put_id) {
+                        known = stored;
                         tokio::time::sleep(jitter()).await;
                         continue;
                     }

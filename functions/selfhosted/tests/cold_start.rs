@@ -144,6 +144,25 @@ async fn no_hint_changes_an_answer() {
     }
 }
 
+/// A hint a few versions behind (an answer was lost) is caught up by reading the versions after
+/// it, not by listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_hint_is_caught_up_without_listing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (generation, version) = history(dir.path()).await;
+    let (server, counts) = fresh_function(dir.path()).await;
+    let behind = (version - 2).to_string();
+    // A retry of the last commit, and a delta after it, each decided on the latest version.
+    let (status, body) =
+        persist(&server, generation, Some(&behind), SegmentHeader::delta(2, 3), "three").await;
+    let retried = answer(status, &body);
+    assert_eq!((retried.outcome, retried.manifest_version), (Outcome::AlreadyCommitted, version));
+    let (status, body) =
+        persist(&server, generation, Some(&behind), SegmentHeader::delta(3, 4), "four").await;
+    assert_eq!(answer(status, &body).manifest_version, version + 1);
+    assert_eq!(counts.lists(), 0, "a stale hint was caught up by listing");
+}
+
 /// A hinted manifest older than half the grace period is not trusted: its successor may be
 /// gone, and a write of "the next version" could then fork the history (`RET-1`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
