@@ -11,7 +11,8 @@ use std::time::Instant;
 use serde::Serialize;
 use weftkit_kv::{Database, Options};
 use wkp1_client::{Client, ClientConfig, ClientError, SegmentFile};
-use wkp1_protocol::manifest::{Outcome, RestorePlan};
+use wkp1_protocol::manifest::{Outcome, PersistResponse, RestorePlan};
+use wkp1_protocol::segment::SegmentHeader;
 use wkp1_protocol::{ErrorCode, FencingDetails, SegmentKind};
 
 use super::config::{PersistConfig, RestoreOnBoot};
@@ -112,9 +113,17 @@ struct Progress {
     /// The final flush closed the generation: nothing more is sent.
     closed: bool,
     /// An upload failed without an answer that says whether it committed (its answer was lost,
-    /// or the function failed after the commit): the next push asks the function first rather
-    /// than resending everything to hear it overlaps.
-    in_doubt: bool,
+    /// or the function failed after the commit): the next push sends it again, unchanged,
+    /// before anything else.
+    in_doubt: Option<InDoubt>,
+}
+
+/// An upload whose outcome is unknown, kept in the scratch directory to be sent again.
+#[derive(Debug)]
+struct InDoubt {
+    path: PathBuf,
+    header: SegmentHeader,
+    snapshot: bool,
 }
 
 /// What `/_admin/persist` reports.
@@ -377,8 +386,8 @@ impl Agent {
         if progress.closed {
             return Ok(None);
         }
-        if progress.in_doubt {
-            self.catch_up(db, progress).await?;
+        if let Some(doubt) = progress.in_doubt.take() {
+            self.settle(db, progress, doubt).await?;
         }
         let pushed = match self.push_once(db, progress, closing, snapshot).await {
             Err(PersistError::Client(e)) if e.code() == Some(ErrorCode::ChainOverlap) => {
@@ -393,11 +402,65 @@ impl Agent {
         Ok(pushed)
     }
 
+    /// Sends an upload whose answer was lost again, byte for byte: the function answers
+    /// `already_committed` if it had committed (`IDEM-1`), or commits it now. Either way this
+    /// writer learns where it stands without resending everything since, and without a plan.
+    async fn settle(
+        &self,
+        db: &Database,
+        progress: &mut Progress,
+        doubt: InDoubt,
+    ) -> Result<(), PersistError> {
+        let result = async {
+            let segment = SegmentFile::open(&doubt.path).await?;
+            self.client.persist(progress.generation, &segment).await
+        }
+        .await;
+        match result {
+            Ok(response) => {
+                let _ = tokio::fs::remove_file(&doubt.path).await;
+                self.committed(db, progress, doubt.snapshot, doubt.header.last_seq, &response)
+                    .await;
+                Ok(())
+            }
+            Err(e) if in_doubt(&e) => {
+                progress.in_doubt = Some(doubt);
+                Err(e.into())
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&doubt.path).await;
+                // The function's chain moved past it: learn from the plan what it holds.
+                if e.code() == Some(ErrorCode::ChainOverlap) && self.catch_up(db, progress).await? {
+                    return Ok(());
+                }
+                Err(self.refused(progress, e, doubt.header.first_seq, doubt.header.last_seq))
+            }
+        }
+    }
+
+    /// Records an acknowledged upload of state up to `last_seq`.
+    async fn committed(
+        &self,
+        db: &Database,
+        progress: &mut Progress,
+        snapshot: bool,
+        last_seq: u64,
+        response: &PersistResponse,
+    ) {
+        if snapshot {
+            progress.need_snapshot = false;
+            progress.deltas_since_snapshot = 0;
+        } else {
+            progress.deltas_since_snapshot += 1;
+        }
+        progress.need_snapshot |= response.snapshot_advised;
+        self.acknowledged(db, progress, last_seq).await;
+    }
+
     /// An upload whose answer was lost may have committed after all: continues from what the
     /// function holds, if that is this writer's own data. Whether it moved on.
     async fn catch_up(&self, db: &Database, progress: &mut Progress) -> Result<bool, PersistError> {
         let plan = self.client.plan(false).await?;
-        progress.in_doubt = false;
         let since = progress.persisted_seq;
         if plan.generation != progress.generation
             || plan.last_seq <= since
@@ -488,20 +551,19 @@ impl Agent {
             }
         }
         .await;
+        let response = match result {
+            Ok(response) => response,
+            Err(e) if in_doubt(&e) && !closing => {
+                progress.in_doubt = Some(InDoubt { path, header, snapshot });
+                return Err(e.into());
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(self.refused(progress, e, header.first_seq, header.last_seq));
+            }
+        };
         let _ = tokio::fs::remove_file(&path).await;
-        let response = result.map_err(|e| {
-            // Only a definite refusal says nothing was committed.
-            progress.in_doubt |= matches!(e, ClientError::Transport { .. }) || e.is_retryable();
-            self.refused(progress, e, header.first_seq, header.last_seq)
-        })?;
-        if snapshot {
-            progress.need_snapshot = false;
-            progress.deltas_since_snapshot = 0;
-        } else {
-            progress.deltas_since_snapshot += 1;
-        }
-        progress.need_snapshot |= response.snapshot_advised;
-        self.acknowledged(db, progress, header.last_seq).await;
+        self.committed(db, progress, snapshot, header.last_seq, &response).await;
         Ok(Some(Pushed {
             kind: header.kind,
             first_seq: header.first_seq,
@@ -529,6 +591,12 @@ impl Agent {
             None => err.into(),
         }
     }
+}
+
+/// Whether a failed upload may have committed all the same: only a definite refusal says it
+/// did not.
+fn in_doubt(err: &ClientError) -> bool {
+    matches!(err, ClientError::Transport { .. }) || err.is_retryable()
 }
 
 fn check_generation(plan: &RestorePlan, generation: u64) -> anyhow::Result<()> {
