@@ -45,6 +45,14 @@ struct E2eArgs {
     /// An s3s-fs binary: store through an S3 server it starts (default: a local directory).
     #[arg(long)]
     s3_server: Option<PathBuf>,
+    /// Or store through an S3-compatible server already running at this URL (MinIO, moto), in
+    /// a fresh prefix of `--s3-bucket`; credentials from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY.
+    #[arg(long, conflicts_with = "s3_server")]
+    s3_endpoint: Option<String>,
+    /// The bucket for `--s3-endpoint`; it must exist.
+    #[arg(long, default_value = "e2e", requires = "s3_endpoint")]
+    s3_bucket: String,
     /// Where volumes, the store and logs go (default: a temporary directory, kept on failure).
     #[arg(long)]
     work: Option<PathBuf>,
@@ -238,6 +246,7 @@ async fn e2e_command(args: E2eArgs) -> anyhow::Result<bool> {
         engine: args.engine,
         function: args.function,
         s3_server: args.s3_server,
+        s3_endpoint: args.s3_endpoint.map(|endpoint| (endpoint, args.s3_bucket)),
         work: work.clone(),
         items: args.items,
         only: args.only,
@@ -247,8 +256,13 @@ async fn e2e_command(args: E2eArgs) -> anyhow::Result<bool> {
             seed: args.seed,
         },
     };
-    let store =
-        if options.s3_server.is_some() { "an S3 server (s3s-fs)" } else { "a local directory" };
+    let store = match (&options.s3_server, &options.s3_endpoint) {
+        (Some(_), _) => "an S3 server (s3s-fs)".to_owned(),
+        (None, Some((endpoint, bucket))) => {
+            format!("the S3 server at {endpoint} (bucket {bucket})")
+        }
+        (None, None) => "a local directory".to_owned(),
+    };
     if args.format == Format::Human {
         eprintln!("wkp1-conformance e2e: engine, function and {store} in {}", work.display());
     }

@@ -38,6 +38,9 @@ pub struct E2eOptions {
     /// An S3 server binary (`s3s-fs`) to store through; without one the function stores in a
     /// directory.
     pub s3_server: Option<PathBuf>,
+    /// Or an S3-compatible server already running (MinIO, moto), and its bucket, which must
+    /// exist. Credentials come from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+    pub s3_endpoint: Option<(String, String)>,
     /// Where volumes, the store and logs go.
     pub work: PathBuf,
     /// Items in the first dataset.
@@ -111,6 +114,18 @@ impl Environment {
         let keys_file = options.work.join("keys");
         std::fs::write(&keys_file, format!("{KEY_ID} {key_secret}\n"))?;
         let (store, store_env, s3) = match &options.s3_server {
+            None if options.s3_endpoint.is_some() => {
+                let (endpoint, bucket) = options.s3_endpoint.clone().expect("matched");
+                let from_env = |name: &str| std::env::var(name).unwrap_or_default();
+                let env = BTreeMap::from([
+                    ("AWS_ENDPOINT_URL".to_owned(), endpoint),
+                    ("AWS_ACCESS_KEY_ID".to_owned(), from_env("AWS_ACCESS_KEY_ID")),
+                    ("AWS_SECRET_ACCESS_KEY".to_owned(), from_env("AWS_SECRET_ACCESS_KEY")),
+                    ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+                ]);
+                let prefix = format!("e2e-{:08x}", rand::rng().random::<u32>());
+                (format!("s3://{bucket}/{prefix}"), env, None)
+            }
             None => {
                 let dir = options.work.join("store");
                 std::fs::create_dir_all(&dir)?;
