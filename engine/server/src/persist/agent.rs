@@ -418,9 +418,16 @@ impl Agent {
         .await;
         match result {
             Ok(response) => {
-                let _ = tokio::fs::remove_file(&doubt.path).await;
+                if response.outcome == Outcome::AlreadyCommitted {
+                    tracing::info!(
+                        first_seq = doubt.header.first_seq,
+                        last_seq = doubt.header.last_seq,
+                        "an upload whose answer was lost had committed; continuing from there"
+                    );
+                }
                 self.committed(db, progress, doubt.snapshot, doubt.header.last_seq, &response)
                     .await;
+                let _ = tokio::fs::remove_file(&doubt.path).await;
                 Ok(())
             }
             Err(e) if in_doubt(&e) => {
