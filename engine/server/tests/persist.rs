@@ -383,6 +383,80 @@ async fn after_a_lost_answer_the_engine_settles_it_before_sending_more() {
     engine2.stop().await.unwrap();
 }
 
+/// The `weftkit-kv` binary on `volume`, persisting to `function`; with its URL once ready.
+async fn engine_process(function: &Server, volume: &Path) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weftkit-kv"))
+        .arg("serve")
+        .env("WEFTKIT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WEFTKIT_DATA", volume)
+        .env("WEFTKIT_PERSIST_MODE", "serverless")
+        .env("WEFTKIT_PERSIST_URL", function.url.as_str())
+        .env("WEFTKIT_PERSIST_KEY_ID", testing::KEY_ID)
+        .env("WEFTKIT_PERSIST_SECRET", testing::secret().to_base64())
+        .env("WEFTKIT_PERSIST_INSTANCE", "orders")
+        .env("WEFTKIT_PERSIST_RETRY_FOR", "1s")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..1500 {
+        if http.get(format!("{url}/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return (child, url);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("weftkit-kv did not become ready");
+}
+
+async fn tick_process(url: &str) -> serde_json::Value {
+    let response =
+        reqwest::Client::new().post(format!("{url}/_admin/persist")).send().await.unwrap();
+    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+}
+
+/// The process dies (SIGKILL) after a persist committed but before it heard so: restarted on
+/// its volume, it keeps its database, with the writes made since, rather than replacing it with
+/// the function's older state (which would hide acknowledged writes in a moved-aside copy).
+#[tokio::test]
+async fn a_restart_after_a_lost_answer_keeps_the_writes_made_since() {
+    let (function, lose, _) = forgetful_function().await;
+    let volume = tempfile::tempdir().unwrap();
+    let (mut first, url) = engine_process(&function, volume.path()).await;
+    let client = common::client_for(&url, common::ACCESS_KEY, common::SECRET_KEY);
+    create_table(&client).await;
+    write(&client, 0..10).await;
+    lose.store(true, Ordering::SeqCst);
+    let failed = tick_process(&url).await;
+    assert!(failed["error"].is_string(), "{failed}");
+    lose.store(false, Ordering::SeqCst);
+    write(&client, 10..15).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let (mut second, url) = engine_process(&function, volume.path()).await;
+    let client = common::client_for(&url, common::ACCESS_KEY, common::SECRET_KEY);
+    assert_eq!(read_all(&client).await, all(0..15));
+    let moved_aside = std::fs::read_dir(volume.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("db.replaced"))
+        .count();
+    assert_eq!(moved_aside, 0, "the local database was replaced");
+    let pushed = tick_process(&url).await;
+    assert!(pushed["pushed"].is_object(), "{pushed}");
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    let fresh = tempfile::tempdir().unwrap();
+    let restored = engine(&function, fresh.path(), &[]).await;
+    assert_eq!(read_all(&restored.client()).await, all(0..15));
+    restored.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_superseded_writer_is_fenced_and_its_data_kept() {
     let function = Server::start(Backend::file().unwrap()).await;

@@ -243,7 +243,20 @@ impl Agent {
         }
         let local = self.layout.has_database();
         let marker = marker::read(&scratch).filter(|m| m.subtree == self.config.subtree.path());
-        let in_step = marker.as_ref().is_some_and(|m| m.persisted_seq == plan.last_seq);
+        let mut in_step = marker.as_ref().is_some_and(|m| m.persisted_seq == plan.last_seq);
+        if local
+            && !in_step
+            && let Some(last) = plan.chain.last()
+            && own_upload(&scratch, &last.segment.id).await
+        {
+            // This writer's own last upload committed, but the process died before it heard so
+            // (or before it recorded it): the local database holds that state, and maybe more.
+            tracing::info!(
+                last_seq = plan.last_seq,
+                "the function's latest segment is this volume's own last upload; keeping the local database"
+            );
+            in_step = true;
+        }
         let restore = match self.config.restore_on_boot {
             RestoreOnBoot::Always => true,
             RestoreOnBoot::Never => false,
@@ -306,6 +319,7 @@ impl Agent {
             &scratch,
             &Marker { subtree: self.config.subtree.path(), persisted_seq: progress.persisted_seq },
         )?;
+        remove_uploads(&scratch).await;
         report.seconds = started.elapsed().as_secs_f64();
         self.update_status(&progress, Ok(None));
         Ok((db, report))
@@ -569,8 +583,10 @@ impl Agent {
                 return Err(self.refused(progress, e, header.first_seq, header.last_seq));
             }
         };
-        let _ = tokio::fs::remove_file(&path).await;
+        // The upload file goes only after the marker records it: until then, a boot after a
+        // kill recognises its own committed upload by it.
         self.committed(db, progress, snapshot, header.last_seq, &response).await;
+        let _ = tokio::fs::remove_file(&path).await;
         Ok(Some(Pushed {
             kind: header.kind,
             first_seq: header.first_seq,
@@ -596,6 +612,32 @@ impl Agent {
                 fenced
             }
             None => err.into(),
+        }
+    }
+}
+
+/// Whether an upload file left in `scratch` by an earlier process is the segment `id`.
+async fn own_upload(scratch: &std::path::Path, id: &wkp1_protocol::endpoint::SegmentId) -> bool {
+    let Ok(mut entries) = tokio::fs::read_dir(scratch).await else { return false };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("upload-")
+            && name.ends_with(".wkp1")
+            && SegmentFile::open(entry.path()).await.is_ok_and(|f| f.descriptor.id == *id)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Removes the upload files an earlier process left behind.
+async fn remove_uploads(scratch: &std::path::Path) {
+    let Ok(mut entries) = tokio::fs::read_dir(scratch).await else { return };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("upload-") && name.ends_with(".wkp1") {
+            let _ = tokio::fs::remove_file(entry.path()).await;
         }
     }
 }
