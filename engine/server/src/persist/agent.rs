@@ -123,7 +123,6 @@ struct Progress {
 struct InDoubt {
     path: PathBuf,
     header: SegmentHeader,
-    snapshot: bool,
 }
 
 /// What `/_admin/persist` reports.
@@ -439,8 +438,7 @@ impl Agent {
                         "an upload whose answer was lost had committed; continuing from there"
                     );
                 }
-                self.committed(db, progress, doubt.snapshot, doubt.header.last_seq, &response)
-                    .await;
+                self.committed(db, progress, &doubt.header, &response).await;
                 let _ = tokio::fs::remove_file(&doubt.path).await;
                 Ok(())
             }
@@ -459,23 +457,22 @@ impl Agent {
         }
     }
 
-    /// Records an acknowledged upload of state up to `last_seq`.
+    /// Records an acknowledged upload of the segment `header` describes.
     async fn committed(
         &self,
         db: &Database,
         progress: &mut Progress,
-        snapshot: bool,
-        last_seq: u64,
+        header: &SegmentHeader,
         response: &PersistResponse,
     ) {
-        if snapshot {
+        if header.kind == SegmentKind::Snapshot {
             progress.need_snapshot = false;
             progress.deltas_since_snapshot = 0;
         } else {
             progress.deltas_since_snapshot += 1;
         }
         progress.need_snapshot |= response.snapshot_advised;
-        self.acknowledged(db, progress, last_seq).await;
+        self.acknowledged(db, progress, header.last_seq).await;
     }
 
     /// An upload whose answer was lost may have committed after all: continues from what the
@@ -575,7 +572,7 @@ impl Agent {
         let response = match result {
             Ok(response) => response,
             Err(e) if in_doubt(&e) && !closing => {
-                progress.in_doubt = Some(InDoubt { path, header, snapshot });
+                progress.in_doubt = Some(InDoubt { path, header });
                 return Err(e.into());
             }
             Err(e) => {
@@ -585,7 +582,7 @@ impl Agent {
         };
         // The upload file goes only after the marker records it: until then, a boot after a
         // kill recognises its own committed upload by it.
-        self.committed(db, progress, snapshot, header.last_seq, &response).await;
+        self.committed(db, progress, &header, &response).await;
         let _ = tokio::fs::remove_file(&path).await;
         Ok(Some(Pushed {
             kind: header.kind,
@@ -616,15 +613,23 @@ impl Agent {
     }
 }
 
-/// Whether an upload file left in `scratch` by an earlier process is the segment `id`.
-async fn own_upload(scratch: &std::path::Path, id: &wkp1_protocol::endpoint::SegmentId) -> bool {
-    let Ok(mut entries) = tokio::fs::read_dir(scratch).await else { return false };
+/// The upload files (`upload-*.wkp1`) in `scratch`.
+async fn upload_files(scratch: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(mut entries) = tokio::fs::read_dir(scratch).await else { return files };
     while let Ok(Some(entry)) = entries.next_entry().await {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("upload-")
-            && name.ends_with(".wkp1")
-            && SegmentFile::open(entry.path()).await.is_ok_and(|f| f.descriptor.id == *id)
-        {
+        if name.starts_with("upload-") && name.ends_with(".wkp1") {
+            files.push(entry.path());
+        }
+    }
+    files
+}
+
+/// Whether an upload file left in `scratch` by an earlier process is the segment `id`.
+async fn own_upload(scratch: &std::path::Path, id: &wkp1_protocol::endpoint::SegmentId) -> bool {
+    for path in upload_files(scratch).await {
+        if SegmentFile::open(&path).await.is_ok_and(|f| f.descriptor.id == *id) {
             return true;
         }
     }
@@ -633,12 +638,8 @@ async fn own_upload(scratch: &std::path::Path, id: &wkp1_protocol::endpoint::Seg
 
 /// Removes the upload files an earlier process left behind.
 async fn remove_uploads(scratch: &std::path::Path) {
-    let Ok(mut entries) = tokio::fs::read_dir(scratch).await else { return };
-    while let Ok(Some(entry)) = entries.next_entry().await {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("upload-") && name.ends_with(".wkp1") {
-            let _ = tokio::fs::remove_file(entry.path()).await;
-        }
+    for path in upload_files(scratch).await {
+        let _ = tokio::fs::remove_file(path).await;
     }
 }
 
