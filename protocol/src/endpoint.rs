@@ -226,7 +226,7 @@ impl RestoreQuery {
         let query = if let Some(segment) = q.take("segment") {
             RestoreQuery::Fetch {
                 segment: segment.parse()?,
-                offset: q.number("offset")?.unwrap_or(0),
+                offset: q.number("offset")?.ok_or_else(|| missing("offset"))?,
                 length: q.number("length")?.ok_or_else(|| missing("length"))?,
             }
         } else {
@@ -345,7 +345,7 @@ impl QueryParams {
         match self.0.keys().next() {
             None => Ok(()),
             Some(name) => Err(bad_query(format!(
-                "query parameter {name} is not defined by WKP {}",
+                "query parameter {name} is not defined for this request in WKP {}",
                 version::CURRENT
             ))),
         }

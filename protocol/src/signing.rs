@@ -429,6 +429,9 @@ impl Verifier {
         let timestamp = required(headers::TIMESTAMP, "AUTH-6")?;
         let content = required(headers::CONTENT_SHA256, "AUTH-3")?;
         let presented = required(headers::SIGNATURE, "AUTH-1")?;
+        if headers.get_all(headers::SIGNATURE).iter().nth(1).is_some() {
+            return Err(invalid_header(headers::SIGNATURE, "is given more than once"));
+        }
 
         let secret = self.keys.get(key_id).ok_or_else(|| {
             ProtocolError::new(ErrorCode::UnknownKey, "the key id is not known to this function")

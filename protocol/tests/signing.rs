@@ -226,6 +226,53 @@ fn duplicate_signed_headers_are_refused() {
     assert_eq!(req.verify(&verifier, NOW).unwrap_err(), ErrorCode::InvalidRequest);
 }
 
+/// `AUTH-2` (1.0.1): a second `wkp-signature` is refused, even when the first one is valid, so
+/// no function picks the first value and another the last.
+#[test]
+fn a_second_signature_header_is_refused() {
+    let verifier = Verifier::new(ring(&[("k1", 7)]));
+    let good = example().signed("k1", 7, NOW);
+    let signature = good.headers["wkp-signature"].clone();
+    for second in [signature.clone(), HeaderValue::from_static("00")] {
+        let mut req = example().signed("k1", 7, NOW);
+        req.headers.append("wkp-signature", second);
+        let err =
+            verifier.verify(&req.method, &req.path, &req.query, &req.headers, NOW).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        assert!(err.message.contains("wkp-signature"), "{}", err.message);
+    }
+}
+
+/// `AUTH-1` (1.0.1): only the exact lower-case hex is a signature; upper case, a prefix or the
+/// signature with a character more all fail.
+#[test]
+fn only_the_exact_signature_matches() {
+    let verifier = Verifier::new(ring(&[("k1", 7)]));
+    let good = example().signed("k1", 7, NOW);
+    let hex = good.headers["wkp-signature"].to_str().unwrap().to_owned();
+    for wrong in [hex.to_uppercase(), hex[..32].to_owned(), format!("{hex}0"), format!(" {hex}x")] {
+        let mut req = example().signed("k1", 7, NOW);
+        req.headers.insert("wkp-signature", HeaderValue::from_str(&wrong).unwrap());
+        assert_eq!(
+            req.verify(&verifier, NOW).unwrap_err(),
+            ErrorCode::SignatureMismatch,
+            "{wrong}"
+        );
+    }
+}
+
+/// `AUTH-4` (1.0.1): a key id that breaks its grammar is simply not in the ring.
+#[test]
+fn a_malformed_key_id_is_an_unknown_key() {
+    let verifier = Verifier::new(ring(&[("k1", 7)]));
+    for key_id in ["k/1", "k 1 x", &"k".repeat(65)] {
+        let mut req = example().signed("k1", 7, NOW);
+        req.headers.insert("wkp-key-id", HeaderValue::from_str(key_id).unwrap());
+        assert_eq!(req.verify(&verifier, NOW).unwrap_err(), ErrorCode::UnknownKey, "{key_id}");
+    }
+}
+
+/// `AUTH-9`: no secret in debug output or in errors about the secret itself.
 #[test]
 fn errors_and_debug_output_never_show_secrets() {
     let secret = Secret::from_bytes(b"correct horse battery staple 0123456789".to_vec()).unwrap();
@@ -240,12 +287,15 @@ fn errors_and_debug_output_never_show_secrets() {
     assert!(!short.to_string().contains("c2hvcnQ="), "{short}");
 }
 
+/// `AUTH-8`: the keys file format, comments after leading blanks included (1.0.1).
 #[test]
 fn keys_file_parses_rotation_and_refuses_mistakes() {
     let a = secret(1).to_base64();
     let b = secret(2).to_base64();
-    let ring =
-        KeyRing::parse(&format!("# rotation in progress\n\nk-old {a}\nk-new\t{b}\n")).unwrap();
+    let ring = KeyRing::parse(&format!(
+        "# rotation in progress\n\n  # indented comment\nk-old {a}\nk-new\t{b}\n"
+    ))
+    .unwrap();
     assert_eq!(ring.len(), 2);
     assert_eq!(ring.get("k-new"), Some(&secret(2)));
     assert!(KeyRing::parse("").is_err());

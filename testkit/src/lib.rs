@@ -212,6 +212,8 @@ impl Server {
             ..FunctionConfig::default()
         };
         configure(&mut config);
+        // A test that lowers the inline limit means the default segment limit to follow.
+        config.fit_segment_limit();
         let atomicity = probe_create_only(&opened.store, &config.prefix)
             .await
             .expect("store honours create-only writes");

@@ -255,6 +255,30 @@ async fn a_replayed_presigned_part_upload_cannot_replace_the_part(s3: S3) {
     assert_eq!(stored().await.as_ref(), b"the first bytes", "the part is unchanged");
 }
 
+/// `LARGE-8`: the limits advertised can be met. Without presigning every part passes through
+/// the function, so the largest segment is `max_parts` inline bodies; a presigned part reaching
+/// past `max_segment_bytes` is too large (`413`), like a part sent through the function.
+async fn advertised_segment_limits_can_be_met(s3: S3) {
+    let claim = || Raw::for_subtree(Endpoint::Restore, "limits", "claim=true", "").signed_at(now());
+    let plan_of = |body: &Body| serde_json::from_value::<RestorePlan>(json(body)).unwrap();
+    let through_parts = in_process(&s3, |s| s.presign = false).await;
+    let limits = plan_of(&invoke(&through_parts, claim()).await.1).limits;
+    assert_eq!(limits.max_segment_bytes, limits.max_parts * limits.max_inline_bytes);
+
+    let presigning = in_process(&s3, |_| {}).await;
+    let plan = plan_of(&invoke(&presigning, claim()).await.1);
+    let max = plan.limits.max_segment_bytes;
+    let id = hex::encode(Sha256::digest(b"a segment"));
+    for (offset, length, status) in [(max - 10, 10, 200), (max - 10, 11, 413), (0, 0, 400)] {
+        let query = format!("length={length}&offset={offset}&presign=true&segment={id}");
+        let raw = Raw::for_subtree(Endpoint::Persist, "limits", &query, "")
+            .generation(plan.generation)
+            .signed_at(now());
+        let (got, body, _) = invoke(&presigning, raw).await;
+        assert_eq!(got, status, "presign {length} bytes at {offset}: {body:?}");
+    }
+}
+
 // Not on s3s-fs: it names a side file after the base64 of each key, so keys longer than about
 // 150 bytes (the kit's subtree names make them) fail there with 500 after the object is stored.
 mod kit {
@@ -269,4 +293,5 @@ for_every_s3!(
     large_state_goes_through_parts_without_presigning,
     a_body_above_the_inline_limit_is_refused_before_storing,
     a_replayed_presigned_part_upload_cannot_replace_the_part,
+    advertised_segment_limits_can_be_met,
 );

@@ -66,6 +66,11 @@ pub enum ConfigError {
     ZeroLimit,
     #[error("max_segment_bytes must be at least max_inline_bytes")]
     SegmentBelowInline,
+    #[error(
+        "max_segment_bytes ({segment}) is more than max_parts x max_inline_bytes ({reachable}) \
+         without presigned uploads: lower it, raise max_parts, or enable presign_upload (LARGE-8)"
+    )]
+    SegmentUnreachable { segment: u64, reachable: u64 },
     #[error("presign_expiry_seconds must be 1 to 3600 (LARGE-4)")]
     PresignExpiry,
     #[error("path_prefix must start with '/' and not end with one, e.g. /api")]
@@ -81,6 +86,17 @@ pub enum ConfigError {
 }
 
 impl FunctionConfig {
+    /// Lowers `max_segment_bytes` to what parts through the function can carry when uploads are
+    /// not presigned (`LARGE-8`): for a limit that was not chosen explicitly, such as the default
+    /// after a smaller inline limit was set.
+    pub fn fit_segment_limit(&mut self) {
+        let l = &mut self.limits;
+        if !l.presign_upload {
+            l.max_segment_bytes =
+                l.max_segment_bytes.min(l.max_parts.saturating_mul(l.max_inline_bytes));
+        }
+    }
+
     /// Checks the values against SPEC.md's bounds, naming the offending setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
@@ -93,6 +109,14 @@ impl FunctionConfig {
         if l.max_segment_bytes < l.max_inline_bytes {
             return Err(ConfigError::SegmentBelowInline);
         }
+        // Parts through the function are at most `max_inline_bytes` each (`LARGE-8`).
+        let reachable = l.max_parts.saturating_mul(l.max_inline_bytes);
+        if !l.presign_upload && l.max_segment_bytes > reachable {
+            return Err(ConfigError::SegmentUnreachable {
+                segment: l.max_segment_bytes,
+                reachable,
+            });
+        }
         if self.presign_expiry_seconds == 0 || self.presign_expiry_seconds > 3600 {
             return Err(ConfigError::PresignExpiry);
         }
@@ -102,5 +126,28 @@ impl FunctionConfig {
             return Err(ConfigError::PathPrefix);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `LARGE-8`: a function cannot start advertising a segment size its parts cannot reach.
+    #[test]
+    fn max_segment_bytes_must_be_reachable_through_parts() {
+        let mut config = FunctionConfig::default();
+        config.limits.max_inline_bytes = 4_500_000;
+        config.limits.max_parts = 10_000;
+        config.limits.max_segment_bytes = 53_687_091_200;
+        let err = config.validate().unwrap_err();
+        assert!(matches!(err, ConfigError::SegmentUnreachable { reachable: 45_000_000_000, .. }));
+        assert!(err.to_string().contains("LARGE-8"), "{err}");
+        config.limits.max_segment_bytes = 45_000_000_000;
+        config.validate().unwrap();
+        // Presigned parts do not pass through the function, so they are not bound by it.
+        config.limits.max_segment_bytes = 53_687_091_200;
+        config.limits.presign_upload = true;
+        config.validate().unwrap();
     }
 }

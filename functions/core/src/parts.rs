@@ -16,7 +16,7 @@ use wkp1_protocol::{ErrorCode, ProtocolError};
 
 use crate::error::{internal, invalid, store_failed};
 use crate::layout::Layout;
-use crate::store::{ByteStream, ObjectMeta, Store, StoreError};
+use crate::store::{ByteStream, ObjectMeta, PutMode, Store, StoreError};
 
 /// Part writes in flight per request: enough to overlap the network, bounded for memory.
 const IN_FLIGHT: usize = 4;
@@ -42,21 +42,34 @@ pub(crate) enum PartWrite {
 }
 
 /// Writes `bytes` create-only at `key`; on "already exists" compares with what is there.
+///
+/// A part stored before `fresh_after` with the same bytes is written again, so that it counts
+/// as fresh for the commit that follows (`IDEM-3`): a commit ignores parts old enough for
+/// retention to reclaim, and without this a client re-uploading one would never get it counted.
+/// Writing the same bytes over the same bytes is atomic on every store and changes no content.
 pub(crate) async fn put_part<S: Store>(
     store: &S,
     key: &str,
     bytes: Bytes,
+    fresh_after: u64,
 ) -> Result<PartWrite, ProtocolError> {
     match crate::store::create(store, key, bytes.clone()).await {
         Ok(()) => Ok(PartWrite::Created),
         Err(StoreError::AlreadyExists(_)) => {
             let existing = store.get(key).await.map_err(|e| store_failed("read back part", e))?;
-            Ok(match existing {
+            match existing {
                 Some(existing) if Sha256::digest(&existing) == Sha256::digest(&bytes) => {
-                    PartWrite::AlreadyStored
+                    let meta = store.head(key).await.map_err(|e| store_failed("head part", e))?;
+                    if meta.is_some_and(|m| m.last_modified < fresh_after) {
+                        store
+                            .put(key, bytes, PutMode::Overwrite)
+                            .await
+                            .map_err(|e| store_failed("refresh part", e))?;
+                    }
+                    Ok(PartWrite::AlreadyStored)
                 }
-                _ => PartWrite::Differs,
-            })
+                _ => Ok(PartWrite::Differs),
+            }
         }
         Err(e) => Err(store_failed("write part", e)),
     }
@@ -103,13 +116,14 @@ pub(crate) enum StreamError {
 }
 
 /// Where a request body goes: bytes `start ..` of segment `id`, in objects of `part_size`,
-/// at most `limit` bytes.
+/// at most `limit` bytes; parts already stored before `fresh_after` are refreshed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Target<'a> {
     pub(crate) id: &'a SegmentId,
     pub(crate) start: u64,
     pub(crate) part_size: u64,
     pub(crate) limit: u64,
+    pub(crate) fresh_after: u64,
 }
 
 /// Streams `body` into part objects, feeding `verifier` (when given) and hashing everything.
@@ -122,7 +136,7 @@ pub(crate) async fn store_body<S: Store, B: RequestBody>(
 ) -> Result<Stored, (StreamError, Stored)> {
     let mut stored = Stored::default();
     let mut hasher = Sha256::new();
-    let Target { id, start, part_size, limit } = target;
+    let Target { id, start, part_size, limit, fresh_after } = target;
     // Allocated at full size once per part: growing by doubling leaves the allocator holding
     // several part-sized blocks per request.
     let mut chunk = BytesMut::with_capacity(part_size as usize);
@@ -157,7 +171,7 @@ pub(crate) async fn store_body<S: Store, B: RequestBody>(
             let key = layout.part(id, *offset, len);
             let store = store.clone();
             writes.spawn(async move {
-                let result = put_part(&*store, &key, bytes).await;
+                let result = put_part(&*store, &key, bytes, fresh_after).await;
                 (key, result)
             });
             stored.lengths.push(len);

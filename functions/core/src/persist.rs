@@ -151,14 +151,23 @@ async fn inline<S: Store, B: RequestBody>(
     if let Some(entry) = latest.find(&id) {
         // A retry of a committed segment: check the body, store nothing (`IDEM-1`).
         let (segment, parts) = (entry.segment, entry.parts.clone());
-        let computed = hash_body(body, config.limits.max_inline_bytes).await?;
+        let limit = config.limits.max_inline_bytes;
+        let computed = hash_body(body, limit)
+            .await
+            .map_err(|e| e.unwrap_or_else(|| too_large(ctx, limit + 1, limit)))?;
         ctx.auth.check_body(&computed)?;
         return commit(ctx, segment, parts, generation, endpoint).await;
     }
 
     let mut verifier = SegmentVerifier::new();
     let limit = config.limits.max_inline_bytes;
-    let target = Target { id: &id, start: 0, part_size: config.part_size, limit };
+    let target = Target {
+        id: &id,
+        start: 0,
+        part_size: config.part_size,
+        limit,
+        fresh_after: fresh_after(ctx),
+    };
     let stored = upload(ctx, target, body, Some(&mut verifier)).await?;
     let checked = signed_body(ctx, &stored).and_then(|()| Ok(verifier.finish()?));
     let verified = stored.kept_if_ok(&**ctx.store(), checked).await?;
@@ -202,8 +211,11 @@ fn signed_body<S>(ctx: &Ctx<'_, S>, stored: &Stored) -> Result<(), ProtocolError
     }
 }
 
-/// Hashes a body without storing it.
-async fn hash_body<B: RequestBody>(mut body: B, limit: u64) -> Result<[u8; 32], ProtocolError> {
+/// Hashes a body without storing it; `Err(None)` when it is longer than `limit`.
+async fn hash_body<B: RequestBody>(
+    mut body: B,
+    limit: u64,
+) -> Result<[u8; 32], Option<ProtocolError>> {
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     while let Some(frame) = body.frame().await {
@@ -212,7 +224,7 @@ async fn hash_body<B: RequestBody>(mut body: B, limit: u64) -> Result<[u8; 32], 
         if let Ok(data) = frame.into_data() {
             total += data.len() as u64;
             if total > limit {
-                return Err(invalid("request body exceeds the inline limit", "LARGE-1"));
+                return Err(None);
             }
             hasher.update(&data);
         }
@@ -322,7 +334,13 @@ async fn part<S: Store, B: RequestBody>(
         return Err(invalid("a part must not be empty", "LARGE-2"));
     }
     let limit = config.limits.max_inline_bytes.min(config.limits.max_segment_bytes - offset);
-    let target = Target { id: &id, start: offset, part_size: config.part_size, limit };
+    let target = Target {
+        id: &id,
+        start: offset,
+        part_size: config.part_size,
+        limit,
+        fresh_after: fresh_after(ctx),
+    };
     let stored = upload(ctx, target, body, None).await?;
     let checked = match signed_body(ctx, &stored) {
         Ok(()) if !stored.differing.is_empty() => match retention::is_referenced(ctx, &id).await {
@@ -361,11 +379,12 @@ async fn presign<S: Store>(
             "LARGE-4",
         ));
     }
-    if length == 0 || offset.saturating_add(length) > config.limits.max_segment_bytes {
-        return Err(invalid(
-            "presigned part must be non-empty and within max_segment_bytes",
-            "LARGE-4",
-        ));
+    if length == 0 {
+        return Err(invalid("a presigned part must not be empty", "LARGE-4"));
+    }
+    let end = offset.saturating_add(length);
+    if end > config.limits.max_segment_bytes {
+        return Err(too_large(ctx, end, config.limits.max_segment_bytes));
     }
     let key = ctx.layout.part(&id, offset, length);
     let upload = ctx
@@ -376,6 +395,13 @@ async fn presign<S: Store>(
         .ok_or_else(|| internal("the store cannot presign although presign_upload is set"))?;
     let body = PresignResponse { wkp_version: wkp_version(), segment: id, offset, length, upload };
     Ok(response::json(StatusCode::OK, &body, &ctx.request_id))
+}
+
+/// Parts stored before this moment may be reclaimed by retention at any time, so a commit
+/// treats them as absent and never references one (`LARGE-3`, `RET-1`); an upload of the same
+/// bytes refreshes them (`IDEM-3`).
+fn fresh_after<S>(ctx: &Ctx<'_, S>) -> u64 {
+    ctx.now.saturating_sub(ctx.config().grace_seconds / 2)
 }
 
 /// Commits a segment uploaded in parts, after verifying it end to end (`LARGE-3`).
@@ -417,9 +443,7 @@ async fn commit_parts<S: Store, B: RequestBody>(
         return commit(ctx, segment, parts, generation, endpoint).await;
     }
 
-    // Parts older than half the grace period may be reclaimed by retention at any moment;
-    // treat them as absent so a commit never references one (`RET-1`).
-    let fresh_after = ctx.now.saturating_sub(ctx.config().grace_seconds / 2);
+    let fresh_after = fresh_after(ctx);
     let stored = parts::list_parts(&**ctx.store(), &ctx.layout, &id).await?;
     let mut usable = stored.clone();
     usable.retain(|_, meta| meta.last_modified >= fresh_after);

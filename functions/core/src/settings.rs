@@ -87,8 +87,12 @@ impl FunctionSettings {
         let limits = &mut config.limits;
         limits.max_inline_bytes = self.max_inline_bytes.unwrap_or(limits.max_inline_bytes);
         limits.max_response_bytes = self.max_response_bytes.unwrap_or(limits.max_response_bytes);
-        limits.max_segment_bytes = self.max_segment_bytes.unwrap_or(limits.max_segment_bytes);
-        config.part_size = self.part_size.unwrap_or(config.part_size).min(limits.max_inline_bytes);
+        match self.max_segment_bytes {
+            Some(bytes) => limits.max_segment_bytes = bytes,
+            None => config.fit_segment_limit(),
+        }
+        config.part_size =
+            self.part_size.unwrap_or(config.part_size).min(config.limits.max_inline_bytes);
         config.grace_seconds = self.grace_seconds.unwrap_or(config.grace_seconds);
         config.validate()?;
         Ok(config)
