@@ -24,14 +24,32 @@ UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~
 
 
 # --- AUTH-2: the canonical request -------------------------------------------------------
+def percent_decode(text):
+    """Decodes %XX; '+' stays a plus. A '%' without two hex digits, or bytes that are not
+    UTF-8, raise ValueError (the request is invalid)."""
+    out, i, raw = bytearray(), 0, text.encode()
+    while i < len(raw):
+        if raw[i:i + 1] == b"%":
+            digits = raw[i + 1:i + 3]
+            if len(digits) != 2 or any(c not in b"0123456789abcdefABCDEF" for c in digits):
+                raise ValueError("bad percent-encoding")
+            out.append(int(digits, 16))
+            i += 3
+        else:
+            out.append(raw[i])
+            i += 1
+    return out.decode("utf-8")  # strict: raises UnicodeDecodeError, a ValueError
+
+
 def canonical_query(raw):
     pairs = []
     for piece in raw.split("&"):
         if not piece:
             continue
         name, _, value = piece.partition("=")
-        enc = lambda s: urllib.parse.quote(urllib.parse.unquote(s, errors="strict"), safe=UNRESERVED)
+        enc = lambda s: urllib.parse.quote(percent_decode(s), safe=UNRESERVED)
         pairs.append((enc(name), enc(value)))
+    # Sorted after re-encoding: the encoded text is ASCII, so this is byte order.
     return "&".join(f"{n}={v}" for n, v in sorted(pairs))
 
 
@@ -64,12 +82,18 @@ def verify(request, keys, now):
             return "missing_authentication"
     if headers["wkp-key-id"] not in keys:
         return "unknown_key"
-    if abs(int(headers["wkp-timestamp"]) - now) > TOLERANCE:
+    timestamp = headers["wkp-timestamp"]
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 20):
+        return "invalid_request"
+    if abs(int(timestamp) - now) > TOLERANCE:
         return "timestamp_out_of_range"
     declared = headers["wkp-content-sha256"]
     if len(declared) != 64 or any(c not in "0123456789abcdef" for c in declared):
         return "invalid_request"
-    canonical = canonical_request(request["method"], request["path"], request["query"], request["headers"])
+    try:
+        canonical = canonical_request(request["method"], request["path"], request["query"], request["headers"])
+    except ValueError:
+        return "invalid_request"
     expected = signature(keys[headers["wkp-key-id"]], canonical)
     if not hmac.compare_digest(expected, headers["wkp-signature"]):
         return "signature_mismatch"
@@ -97,7 +121,8 @@ def check_segment(data):
     """Returns (fields, payload, id) or raises ValueError(reason) with the spec's reason name."""
     import zstandard
 
-    if len(data) < 40:
+    # SEG-8 (1.0.1): fewer bytes than a header and a trailer is truncated, whatever they hold.
+    if len(data) < 40 + 32:
         raise ValueError("truncated")
     if data[:8] != MAGIC:
         raise ValueError("bad_magic")
@@ -186,6 +211,9 @@ def generate_signing():
                 extra={"wkp-generation": "3"}))
     case("query_percent_encoding", "names and values are decoded, re-encoded with upper-case %XX, then sorted",
          signed("GET", "/v1/restore/kv/orders/replica-0", "b=2&a=x%2fy&a=%41+&c", b""))
+    case("query_sorted_after_encoding",
+         "pairs sort by their encoded bytes: %2F and %C3%A9 before '.', '~' last (decoded order differs)",
+         signed("GET", "/v1/restore/kv/orders/replica-0", "x=.&x=%2f&x=~&x=%C3%A9", b""))
     case("header_case_and_spaces", "header names are lower-cased and values trimmed",
          signed("POST", "/v1/flush/kv/orders/replica-0", "", b"",
                 extra={"WKP-Generation": "  3 ", "Content-Type": "application/vnd.wkp1.segment"}))
@@ -214,7 +242,8 @@ def generate_signing():
     bad("future_timestamp", "301 s ahead", good, "timestamp_out_of_range", now=NOW - 301)
     bad("unknown_key", "the key id is not in the ring",
         tamper(good, headers={"wkp-key-id": "k1999"}), "unknown_key")
-    bad("tampered_method", "signed as POST, sent as PUT", tamper(good, method="PUT"), "signature_mismatch")
+    bad("tampered_method", "signed as POST, sent as PUT (the verifier alone: a function routes first "
+        "and answers 405 method_not_allowed, ERR-5)", tamper(good, method="PUT"), "signature_mismatch")
     bad("tampered_path", "one byte of the replica changed",
         tamper(good, path="/v1/persist/kv/orders/replica-1"), "signature_mismatch")
     bad("tampered_query", "a parameter added after signing", tamper(good, query="claim=true"), "signature_mismatch")
@@ -238,6 +267,16 @@ def generate_signing():
     bad("missing_timestamp", "no wkp-timestamp header", missing_ts, "missing_authentication")
     bad("unsupported_major_version", "wkp-version 2.0 on a v1 path",
         tamper(good, headers={"wkp-version": "2.0"}), "unsupported_version")
+    bad("malformed_key_id", "a key id outside its grammar is simply not in the ring",
+        tamper(good, headers={"wkp-key-id": "k/2026a"}), "unknown_key")
+    bad("malformed_timestamp", "wkp-timestamp must be decimal digits",
+        tamper(good, headers={"wkp-timestamp": "1767225600.5"}), "invalid_request")
+    bad("query_bad_percent_encoding", "a '%' must be followed by two hex digits",
+        tamper(signed("GET", "/v1/restore/kv/orders/replica-0", "a=1", b"")[0], query="a=%G1"),
+        "invalid_request")
+    bad("query_not_utf8", "decoded query bytes must be UTF-8",
+        tamper(signed("GET", "/v1/restore/kv/orders/replica-0", "a=1", b"")[0], query="a=%FF"),
+        "invalid_request")
     bad("malformed_content_hash", "wkp-content-sha256 must be 64 lower-case hex digits",
         tamper(good, headers={"wkp-content-sha256": "ABC"}), "invalid_request")
 
@@ -311,6 +350,12 @@ def generate_segments():
         make("delta", 100, 101, 100, b"x"), "bad_sequence")
     neg("truncated_trailer", "the last byte is missing", good[:-1], "trailer_mismatch")
     neg("header_only", "no payload, no trailer", good[:40], "truncated")
+    neg("empty", "no bytes at all", b"", "truncated")
+    neg("short_garbage", "fewer than 72 bytes is truncated before anything else is looked at",
+        b"not a segment at all, and too short to be one", "truncated")
+    neg("one_byte_short", "71 bytes: a header and one byte short of a trailer", good[:71], "truncated")
+    neg("payload_of_three_bytes", "a valid header and trailer around 3 payload bytes: too short for "
+        "the zstd magic", seal(good[:40] + b"\x28\xb5\x2f"), "truncated")
     neg("flipped_payload_byte", "one payload bit flipped, trailer kept",
         good[:45] + bytes([good[45] ^ 1]) + good[46:], "trailer_mismatch")
     neg("payload_not_zstd", "payload must start with the zstd frame magic",
