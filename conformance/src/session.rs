@@ -424,6 +424,19 @@ impl Session {
         self.send(request).await
     }
 
+    /// Asks for bytes `offset .. offset + length` of a segment, answer unchecked.
+    pub async fn fetch(
+        &mut self,
+        subtree: &Subtree,
+        segment: SegmentId,
+        offset: u64,
+        length: u64,
+    ) -> Result<Response, CheckError> {
+        let query = RestoreQuery::Fetch { segment, offset, length }.to_query_string();
+        let request = self.sign(Request::new(Endpoint::Restore, subtree, query, Bytes::new()));
+        self.send(request).await
+    }
+
     /// Downloads one planned segment in ranges the function allows and checks it is exactly
     /// what the plan names (id, header, size, trailer).
     pub async fn download(
@@ -497,6 +510,27 @@ impl Session {
 /// A segment's bytes.
 pub fn segment(header: SegmentHeader, payload: &[u8]) -> Vec<u8> {
     encode_segment(header, payload).expect("valid header")
+}
+
+/// A segment of exactly `size` bytes (at least 100), its payload incompressible noise; `None`
+/// in the rare case zstd's framing jumps over that size.
+pub fn segment_of_size(header: SegmentHeader, size: usize, seed: u64) -> Option<Vec<u8>> {
+    // Noise compresses to itself plus a few framing bytes, so each payload byte is one more.
+    let mut payload_len = size.saturating_sub(100);
+    for _ in 0..16 {
+        let bytes = segment(header, &noise(payload_len, seed));
+        match bytes.len().cmp(&size) {
+            std::cmp::Ordering::Equal => return Some(bytes),
+            std::cmp::Ordering::Less => payload_len += size - bytes.len(),
+            std::cmp::Ordering::Greater => payload_len -= (bytes.len() - size).min(payload_len),
+        }
+    }
+    None
+}
+
+/// A segment's id: the SHA-256 of all its bytes (`SEG-7`).
+pub fn segment_id(bytes: &[u8]) -> SegmentId {
+    SegmentId(Sha256::digest(bytes).into())
 }
 
 /// The decompressed payload of a verified segment.

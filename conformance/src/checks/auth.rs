@@ -3,11 +3,12 @@
 
 use bytes::Bytes;
 use http::HeaderValue;
+use wkp1_protocol::endpoint::WriteQuery;
 use wkp1_protocol::segment::SegmentHeader;
 use wkp1_protocol::{Endpoint, KeyId, Secret, Subtree};
 
 use crate::check::{Check, CheckError, CheckResult};
-use crate::session::{Request, Session, segment};
+use crate::session::{Request, Session, segment, segment_id};
 use crate::{check, fail};
 
 pub(crate) fn checks() -> Vec<Check> {
@@ -81,6 +82,41 @@ pub(crate) fn checks() -> Vec<Check> {
             Must,
             ["AUTH-2"],
             "wkp-generation is signed: changing it after signing must be refused."
+        ),
+        check!(
+            auth_timestamp_just_outside_the_window_is_401,
+            "auth",
+            Must,
+            ["AUTH-6"],
+            "330 s off is outside any allowed window, though a wider window lets it through."
+        ),
+        check!(
+            auth_signature_is_compared_in_full,
+            "auth",
+            Must,
+            ["AUTH-1", "AUTH-5"],
+            "Upper case, a prefix or a signature with more characters is not the signature."
+        ),
+        check!(
+            auth_query_is_canonicalised_not_taken_as_sent,
+            "auth",
+            Must,
+            ["AUTH-2"],
+            "Parameters sent in another order than the canonical one still verify."
+        ),
+        check!(
+            auth_unknown_wkp_headers_are_signed,
+            "auth",
+            Must,
+            ["AUTH-2", "VER-4"],
+            "A wkp- header a later minor version adds is covered by the signature."
+        ),
+        check!(
+            auth_second_signature_header_is_400,
+            "auth",
+            Must,
+            ["AUTH-2"],
+            "Two signatures are one too many: no function may pick one of them."
         ),
         check!(
             auth_rotated_key_is_accepted,
@@ -255,4 +291,111 @@ async fn auth_rotated_key_is_accepted(s: &mut Session) -> CheckResult {
         200,
         None,
     )
+}
+
+async fn auth_timestamp_just_outside_the_window_is_401(s: &mut Session) -> CheckResult {
+    // 330 s, not 301: the kit's clock and the function's may differ by a few seconds.
+    for (offset, what) in [(-330i64, "330 s ago"), (330, "330 s ahead")] {
+        let (subtree, request) = signed_persist(s).await?;
+        let target = s.target.clone();
+        let at = s.now().saturating_add_signed(offset);
+        let request = request.signed_with(&target.key_id, &target.secret, at);
+        refused(s, &subtree, request, &format!("persist signed {what}"), "timestamp_out_of_range")
+            .await?;
+    }
+    Ok(())
+}
+
+async fn auth_signature_is_compared_in_full(s: &mut Session) -> CheckResult {
+    let (subtree, good) = signed_persist(s).await?;
+    let hex = good.headers["wkp-signature"].to_str().unwrap().to_owned();
+    let wrong = [
+        (hex.to_uppercase(), "in upper case"),
+        (hex[..32].to_owned(), "cut to its first 32 characters"),
+        (format!("{hex}0"), "with one character more"),
+    ];
+    for (signature, what) in wrong {
+        let mut request = good.clone();
+        request.headers.insert("wkp-signature", HeaderValue::from_str(&signature).unwrap());
+        refused(s, &subtree, request, &format!("persist signed {what}"), "signature_mismatch")
+            .await?;
+    }
+    let response = s.send(good).await?;
+    s.expect("the same persist with its signature as computed", &response, 200, None)
+}
+
+async fn auth_query_is_canonicalised_not_taken_as_sent(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let bytes = segment(SegmentHeader::delta(0, 1), b"queried out of order");
+    let id = segment_id(&bytes);
+    // The canonical order is offset before segment; send segment first.
+    let query = format!("segment={id}&offset=0");
+    debug_assert_ne!(query, WriteQuery::Part { segment: id, offset: 0 }.to_query_string());
+    let request = s.sign(
+        Request::new(Endpoint::Persist, &subtree, query, Bytes::from(bytes.clone()))
+            .generation(generation),
+    );
+    let response = s.send(request).await?;
+    s.expect("part upload with its query as segment=..&offset=0", &response, 200, None)?;
+    let query = format!("segment={id}&offset=0&length={}", bytes.len());
+    let request = s.sign(Request::new(Endpoint::Restore, &subtree, query, Bytes::new()));
+    let response = s.send(request).await?;
+    // Nothing committed the segment, so it is not found; what must not happen is a 401.
+    s.expect(
+        "download with its query as segment=..&offset=..&length=..",
+        &response,
+        404,
+        Some("segment_not_found"),
+    )
+}
+
+async fn auth_unknown_wkp_headers_are_signed(s: &mut Session) -> CheckResult {
+    const FUTURE: &str = "wkp-conformance-future";
+    let (subtree, generation) = s.claimed_replica().await?;
+    let body = segment(SegmentHeader::delta(0, 1), b"from a future minor version");
+    let request = Request::new(Endpoint::Persist, &subtree, "", body.clone())
+        .generation(generation)
+        .header(FUTURE, "signed");
+    let response = s.send(s.sign(request)).await?;
+    s.expect(&format!("persist with {FUTURE} signed"), &response, 200, None)?;
+    let next = segment(SegmentHeader::delta(1, 2), b"a header slipped in after signing");
+    let mut request =
+        s.sign(Request::new(Endpoint::Persist, &subtree, "", next).generation(generation));
+    request.headers.insert(FUTURE, HeaderValue::from_static("added after signing"));
+    let response = s.send(request).await?;
+    s.expect(
+        &format!("persist with {FUTURE} added after signing"),
+        &response,
+        401,
+        Some("signature_mismatch"),
+    )?;
+    let plan = s.plan(&subtree, false).await?;
+    if plan.last_seq != 1 {
+        fail!("the replica is at state {}, expected 1", plan.last_seq);
+    }
+    Ok(())
+}
+
+async fn auth_second_signature_header_is_400(s: &mut Session) -> CheckResult {
+    let (subtree, mut request) = signed_persist(s).await?;
+    let signature = request.headers["wkp-signature"].clone();
+    request.headers.append("wkp-signature", HeaderValue::from_static("0000"));
+    let response = s.send(request.clone()).await?;
+    s.expect(
+        "persist with a second, wrong wkp-signature",
+        &response,
+        400,
+        Some("invalid_request"),
+    )?;
+    request.headers.remove("wkp-signature");
+    request.headers.append("wkp-signature", HeaderValue::from_static("0000"));
+    request.headers.append("wkp-signature", signature);
+    let response = s.send(request).await?;
+    s.expect(
+        "persist with a wrong wkp-signature, then the right one",
+        &response,
+        400,
+        Some("invalid_request"),
+    )?;
+    nothing_committed(s, &subtree).await
 }

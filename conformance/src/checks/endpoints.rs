@@ -25,6 +25,27 @@ pub(crate) fn checks() -> Vec<Check> {
             "Restore is GET, persist and flush are POST; anything else is 405 with Allow."
         ),
         check!(
+            endpoints_head_is_405_without_a_body,
+            "endpoints",
+            Must,
+            ["EP-2", "ERR-1"],
+            "HEAD is not restore: a framework that answers HEAD for GET routes leaks plans."
+        ),
+        check!(
+            endpoints_malformed_request_id_is_not_echoed,
+            "endpoints",
+            Must,
+            ["EP-5"],
+            "A request id outside its form would be written into logs and answers verbatim."
+        ),
+        check!(
+            endpoints_request_id_is_generated,
+            "endpoints",
+            Should,
+            ["EP-5"],
+            "An answer without a request id cannot be matched with the function's logs."
+        ),
+        check!(
             endpoints_unknown_query_parameter_is_400,
             "endpoints",
             Must,
@@ -147,4 +168,39 @@ async fn versioning_newer_minor_is_accepted(s: &mut Session) -> CheckResult {
     let request = s.sign(request);
     let response = s.send(request).await?;
     s.expect("restore with wkp-version 1.9", &response, 200, None)
+}
+
+async fn endpoints_head_is_405_without_a_body(s: &mut Session) -> CheckResult {
+    let mut request = plan_request(s);
+    request.method = Method::HEAD;
+    let response = s.send(s.sign(request)).await?;
+    if response.status != 405 {
+        fail!("HEAD on restore: expected 405, got {}", response.status);
+    }
+    match response.headers.get("allow").and_then(|v| v.to_str().ok()) {
+        Some(allow) if allow.contains("GET") => Ok(()),
+        other => fail!("HEAD answered 405 without `Allow: GET` (got {other:?})"),
+    }
+}
+
+async fn endpoints_malformed_request_id_is_not_echoed(s: &mut Session) -> CheckResult {
+    let long = "r".repeat(129);
+    let request = plan_request(s).header("wkp-request-id", &long);
+    let response = s.send(s.sign(request)).await?;
+    s.expect("restore plan with a 129-character request id", &response, 200, None)?;
+    let echoed = response.headers.get("wkp-request-id").and_then(|v| v.to_str().ok());
+    if echoed == Some(long.as_str()) {
+        fail!("a 129-character wkp-request-id was echoed; the limit is 128");
+    }
+    Ok(())
+}
+
+async fn endpoints_request_id_is_generated(s: &mut Session) -> CheckResult {
+    let request = plan_request(s);
+    let response = s.send(s.sign(request)).await?;
+    s.expect("restore plan", &response, 200, None)?;
+    match response.headers.get("wkp-request-id").and_then(|v| v.to_str().ok()) {
+        Some(id) if !id.is_empty() => Ok(()),
+        _ => fail!("the answer to a request without wkp-request-id carries none"),
+    }
 }

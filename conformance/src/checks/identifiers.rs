@@ -32,6 +32,13 @@ pub(crate) fn checks() -> Vec<Check> {
             "Upper case, too long, empty and non-ASCII identifiers break the grammar."
         ),
         check!(
+            ids_every_character_is_checked,
+            "ids",
+            Must,
+            ["ID-1", "ID-2"],
+            "The grammar holds for every character, not just the first."
+        ),
+        check!(
             ids_longest_is_accepted,
             "ids",
             Must,
@@ -96,4 +103,9 @@ async fn ids_longest_is_accepted(s: &mut Session) -> CheckResult {
     let replica = format!("z{}", "9".repeat(62));
     let response = s.send(claim_for(s, &replica)).await?;
     s.expect("claim for a 63-character replica", &response, 200, None)
+}
+
+async fn ids_every_character_is_checked(s: &mut Session) -> CheckResult {
+    each_is_400(s, &["abC", "ab.", "a.b0", "ab%2e", "ab%2F", "abc%C3%A9", "ab%20", "a_b~", "ab+"])
+        .await
 }

@@ -7,7 +7,7 @@ use wkp1_protocol::segment::{SegmentHeader, SegmentVerifier};
 use wkp1_protocol::{Endpoint, headers};
 
 use crate::check::{Check, CheckError, CheckResult};
-use crate::session::{Request, Session, noise, segment};
+use crate::session::{Request, Session, noise, segment, segment_id, segment_of_size};
 use crate::{check, fail};
 
 pub(crate) fn checks() -> Vec<Check> {
@@ -18,6 +18,27 @@ pub(crate) fn checks() -> Vec<Check> {
             Must,
             ["LARGE-1"],
             "A body over the advertised inline limit is refused before it is stored."
+        ),
+        check!(
+            limits_inline_limit_is_exact,
+            "limits",
+            Must,
+            ["LARGE-1"],
+            "A body of exactly max_inline_bytes is allowed; one byte more is not."
+        ),
+        check!(
+            limits_ranges_inside_later_parts_are_exact,
+            "limits",
+            Must,
+            ["LARGE-5", "LARGE-6"],
+            "A range starting inside a stored part, past the first, returns exactly its bytes."
+        ),
+        check!(
+            limits_parts_that_are_not_the_segment_are_422,
+            "limits",
+            Must,
+            ["LARGE-3", "MAN-4"],
+            "A commit must verify the parts' bytes, not trust the descriptor."
         ),
         check!(
             limits_large_segment_moves_in_parts,
@@ -149,4 +170,103 @@ async fn limits_commit_with_a_missing_part_is_400(s: &mut Session) -> CheckResul
         fail!("a segment with a missing part was committed");
     }
     Ok(())
+}
+
+async fn limits_inline_limit_is_exact(s: &mut Session) -> CheckResult {
+    let (limits, _) = large_size(s).await?;
+    let limit = limits.max_inline_bytes as usize;
+    let (subtree, generation) = s.claimed_replica().await?;
+    let Some(over) = segment_of_size(SegmentHeader::snapshot(2), limit + 1, 21) else {
+        return Err(CheckError::Skip(format!("no segment of exactly {} bytes", limit + 1)));
+    };
+    let response = s.persist(&subtree, Endpoint::Persist, generation, &over).await?;
+    s.expect(
+        &format!("persist of max_inline_bytes + 1 = {} bytes", over.len()),
+        &response,
+        413,
+        Some("payload_too_large"),
+    )?;
+    let Some(exact) = segment_of_size(SegmentHeader::snapshot(1), limit, 20) else {
+        return Err(CheckError::Skip(format!("no segment of exactly {limit} bytes")));
+    };
+    let response = s.persist(&subtree, Endpoint::Persist, generation, &exact).await?;
+    s.expect(&format!("persist of exactly max_inline_bytes = {limit} bytes"), &response, 200, None)
+}
+
+async fn limits_ranges_inside_later_parts_are_exact(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let limits = s.plan(&subtree, false).await?.limits;
+    // Odd part lengths, so no range below falls on a boundary a function might round to.
+    let bytes = segment(SegmentHeader::snapshot(5), &noise(4 * 4099, 11));
+    let part = 4099usize;
+    let response =
+        s.persist_in_parts(&subtree, Endpoint::Persist, generation, &bytes, &limits, part).await?;
+    s.expect("commit of a segment uploaded in parts of 4099 bytes", &response, 200, None)?;
+    let id = segment_id(&bytes);
+    let size = bytes.len();
+    let ranges = [
+        (part + 7, part),     // inside the second part, into the third
+        (2 * part - 3, 7),    // across the second boundary
+        (3 * part + 100, 50), // inside the fourth
+        (size - 1, 1),        // the last byte
+        (1, size - 2),        // everything but the ends
+    ];
+    for (offset, length) in ranges {
+        let length = length.min(limits.max_response_bytes as usize);
+        let response = s.fetch(&subtree, id, offset as u64, length as u64).await?;
+        s.expect(&format!("download of bytes {offset}+{length}"), &response, 200, None)?;
+        if response.body[..] != bytes[offset..offset + length] {
+            fail!("bytes {offset}+{length} of the segment came back different");
+        }
+    }
+    Ok(())
+}
+
+async fn limits_parts_that_are_not_the_segment_are_422(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let limits = s.plan(&subtree, false).await?.limits;
+    let claimed = segment(SegmentHeader::delta(0, 3), &noise(6000, 31));
+    let other = segment(SegmentHeader::delta(0, 3), &noise(6000, 32));
+    if claimed.len() != other.len() {
+        return Err(CheckError::Skip("the kit could not build two segments of one size".into()));
+    }
+    let id = segment_id(&claimed);
+    let part_len = claimed.len().div_ceil(2);
+    // Upload the other segment's bytes as the parts of `claimed`.
+    let mut parts = Vec::new();
+    for (i, chunk) in other.chunks(part_len).enumerate() {
+        let query =
+            WriteQuery::Part { segment: id, offset: (i * part_len) as u64 }.to_query_string();
+        let request = s.sign(
+            Request::new(Endpoint::Persist, &subtree, query, Bytes::copy_from_slice(chunk))
+                .generation(generation),
+        );
+        let response = s.send(request).await?;
+        s.expect("part upload", &response, 200, None)?;
+        parts.push(chunk.len() as u64);
+    }
+    let mut verifier = SegmentVerifier::new();
+    verifier.update(&claimed).map_err(|e| CheckError::Fail(e.to_string()))?;
+    let descriptor =
+        SegmentDescriptor::from(&verifier.finish().map_err(|e| CheckError::Fail(e.to_string()))?);
+    let body = serde_json::to_vec(&CommitRequest { segment: descriptor, parts }).unwrap();
+    let query = WriteQuery::Commit { segment: id }.to_query_string();
+    let request = Request::new(Endpoint::Persist, &subtree, query, body)
+        .header("content-type", headers::JSON_MEDIA_TYPE)
+        .generation(generation);
+    let response = s.send(s.sign(request)).await?;
+    s.expect(
+        "commit of parts holding another segment's bytes",
+        &response,
+        422,
+        Some("invalid_segment"),
+    )?;
+    if !s.plan(&subtree, false).await?.chain.is_empty() {
+        fail!("parts that are not the segment were committed");
+    }
+    // The function dropped the wrong parts, so the right ones can now be uploaded.
+    let response = s
+        .persist_in_parts(&subtree, Endpoint::Persist, generation, &claimed, &limits, part_len)
+        .await?;
+    s.expect("commit of the right parts afterwards", &response, 200, None)
 }

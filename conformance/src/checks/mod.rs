@@ -5,6 +5,7 @@ mod endpoints;
 mod fencing;
 mod flush;
 mod identifiers;
+mod interactions;
 mod limits;
 mod persist;
 mod restore;
@@ -22,6 +23,7 @@ pub fn all() -> Vec<Check> {
         persist::checks(),
         fencing::checks(),
         flush::checks(),
+        interactions::checks(),
         limits::checks(),
         robustness::checks(),
     ]

@@ -68,6 +68,13 @@ pub(crate) fn checks() -> Vec<Check> {
             "Every write names its generation."
         ),
         check!(
+            persist_generation_zero_is_400,
+            "persist",
+            Must,
+            ["GEN-3"],
+            "Generation 0 means never claimed: accepting it lets an unclaimed writer in."
+        ),
+        check!(
             persist_manifest_hint_changes_no_answer,
             "persist",
             Must,
@@ -80,6 +87,13 @@ pub(crate) fn checks() -> Vec<Check> {
             Must,
             ["IDEM-1"],
             "A lost answer is recovered by sending the same request again."
+        ),
+        check!(
+            idempotency_same_size_other_content_is_409,
+            "idempotency",
+            Must,
+            ["IDEM-1", "IDEM-2"],
+            "A retry is recognised by its id, not by its range and size."
         ),
         check!(
             idempotency_same_range_other_content_is_409,
@@ -352,6 +366,49 @@ async fn idempotency_same_range_other_content_is_409(s: &mut Session) -> CheckRe
     let (_, restored) = s.restore(&subtree).await?;
     if restored != vec![b"the original".to_vec()] {
         fail!("the committed segment was replaced");
+    }
+    Ok(())
+}
+
+async fn persist_generation_zero_is_400(s: &mut Session) -> CheckResult {
+    let subtree = s.replica();
+    let bytes = segment(SegmentHeader::delta(0, 1), b"written by nobody");
+    let response = s.persist(&subtree, Endpoint::Persist, 0, &bytes).await?;
+    s.expect(
+        "persist with wkp-generation 0 on a replica never claimed",
+        &response,
+        400,
+        Some("invalid_request"),
+    )?;
+    let plan = s.plan(&subtree, false).await?;
+    if plan.last_seq != 0 || plan.generation != 0 {
+        fail!(
+            "generation 0 changed the replica: generation {}, state {}",
+            plan.generation,
+            plan.last_seq
+        );
+    }
+    Ok(())
+}
+
+async fn idempotency_same_size_other_content_is_409(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let original = segment(SegmentHeader::delta(0, 7), &noise(64, 1));
+    let other = segment(SegmentHeader::delta(0, 7), &noise(64, 2));
+    if original.len() != other.len() {
+        return Err(CheckError::Skip("the kit could not build two segments of one size".into()));
+    }
+    s.persist_ok(&subtree, generation, &original).await?;
+    let response = s.persist(&subtree, Endpoint::Persist, generation, &other).await?;
+    s.expect(
+        "persist of other bytes of the same size for a committed range",
+        &response,
+        409,
+        Some("segment_conflict"),
+    )?;
+    let plan = s.plan(&subtree, false).await?;
+    if plan.chain.len() != 1 || plan.chain[0].segment.id != crate::session::segment_id(&original) {
+        fail!("the committed segment was replaced or joined by the conflicting one");
     }
     Ok(())
 }

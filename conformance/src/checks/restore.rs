@@ -33,6 +33,13 @@ pub(crate) fn checks() -> Vec<Check> {
             "Clients adapt to limits and finish within the grace the plan promises."
         ),
         check!(
+            restore_long_chains_and_histories_come_back_whole,
+            "restore",
+            Must,
+            ["REST-2", "MAN-1", "CHAIN-2"],
+            "A chain longer than any page size or cache a function might pick restores whole."
+        ),
+        check!(
             restore_download_outside_the_segment_is_refused,
             "restore",
             Must,
@@ -138,4 +145,37 @@ async fn restore_download_outside_the_segment_is_refused(s: &mut Session) -> Che
     let unknown = fetch(s, SegmentId([7; 32]), 0, 1);
     let response = s.send(unknown).await?;
     s.expect("download of a segment nobody committed", &response, 404, Some("segment_not_found"))
+}
+
+async fn restore_long_chains_and_histories_come_back_whole(s: &mut Session) -> CheckResult {
+    // More deltas than the usual small constants (16, 32, 50, 64), and claims in between, so the
+    // manifest history is longer still.
+    const DELTAS: u64 = 70;
+    let (subtree, mut generation) = s.claimed_replica().await?;
+    for seq in 0..DELTAS {
+        if seq % 25 == 24 {
+            generation = s.plan(&subtree, true).await?.generation;
+        }
+        let payload = format!("change {seq}");
+        s.persist_ok(
+            &subtree,
+            generation,
+            &segment(SegmentHeader::delta(seq, seq + 1), payload.as_bytes()),
+        )
+        .await?;
+    }
+    let (plan, payloads) = s.restore(&subtree).await?;
+    if plan.last_seq != DELTAS || payloads.len() != DELTAS as usize {
+        fail!(
+            "{DELTAS} deltas restored as {} segments up to state {}",
+            payloads.len(),
+            plan.last_seq
+        );
+    }
+    for (seq, payload) in payloads.iter().enumerate() {
+        if payload != format!("change {seq}").as_bytes() {
+            fail!("delta {seq} came back as {:?}", String::from_utf8_lossy(payload));
+        }
+    }
+    Ok(())
 }

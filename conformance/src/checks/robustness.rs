@@ -20,6 +20,13 @@ pub(crate) fn checks() -> Vec<Check> {
             "Clients decide on a stable code in a JSON body, sent with its status."
         ),
         check!(
+            errors_first_defect_decides_the_answer,
+            "errors",
+            Must,
+            ["ERR-5", "EP-2", "ID-1", "AUTH-10", "GEN-3"],
+            "A request with two defects gets the same error from every function."
+        ),
+        check!(
             isolation_replicas_do_not_see_each_other,
             "isolation",
             Must,
@@ -172,6 +179,70 @@ async fn retention_old_plan_survives_a_snapshot(s: &mut Session) -> CheckResult 
     s.persist_ok(&subtree, generation, &segment(SegmentHeader::delta(11, 12), b"after")).await?;
     for planned in &old_plan.chain {
         s.download(&subtree, planned, old_plan.limits.max_response_bytes).await?;
+    }
+    Ok(())
+}
+
+async fn errors_first_defect_decides_the_answer(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let bad_replica = |request: &Request| request.path.replace(subtree.replica.as_str(), "Bad.Id");
+    let body = segment(SegmentHeader::delta(0, 1), b"two defects");
+
+    // Method before authentication.
+    let mut request = Request::new(Endpoint::Persist, &subtree, "", body.clone());
+    request.method = http::Method::PUT;
+    let response = s.send(request).await?;
+    s.expect("unsigned PUT to persist", &response, 405, Some("method_not_allowed"))?;
+
+    // Authentication before identifiers.
+    let mut request = Request::new(Endpoint::Persist, &subtree, "", body.clone())
+        .header("wkp-version", "1.0")
+        .generation(generation);
+    request.path = bad_replica(&request);
+    let response = s.send(request).await?;
+    s.expect(
+        "unsigned persist to an invalid replica",
+        &response,
+        401,
+        Some("missing_authentication"),
+    )?;
+
+    // Identifiers before the query.
+    let mut request = Request::new(Endpoint::Restore, &subtree, "from_the_future=1", Bytes::new());
+    request.path = bad_replica(&request);
+    let response = s.send(s.sign(request)).await?;
+    s.expect(
+        "restore of an invalid replica with an unknown parameter",
+        &response,
+        400,
+        Some("invalid_identifier"),
+    )?;
+
+    // Headers before the body: no generation and a body that is not a segment.
+    let request =
+        Request::new(Endpoint::Persist, &subtree, "", Bytes::from_static(b"not a segment"));
+    let response = s.send(s.sign(request)).await?;
+    s.expect(
+        "persist without wkp-generation of bytes that are no segment",
+        &response,
+        400,
+        Some("invalid_request"),
+    )?;
+
+    // The body's hash before its content.
+    let mut request =
+        s.sign(Request::new(Endpoint::Persist, &subtree, "", body).generation(generation));
+    request.body = Bytes::from_static(b"not a segment, and not what was signed");
+    let response = s.send(request).await?;
+    s.expect(
+        "persist of other bytes than signed, not a segment",
+        &response,
+        401,
+        Some("content_hash_mismatch"),
+    )?;
+    let plan = s.plan(&subtree, false).await?;
+    if plan.last_seq != 0 {
+        fail!("a refused request was committed: the replica is at state {}", plan.last_seq);
     }
     Ok(())
 }
