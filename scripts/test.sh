@@ -60,6 +60,11 @@ for name in weftkit-kv wkp1-selfhosted wkp1-conformance wkp1 wkp1-lambda; do
   fi
 done
 
+step "wkp1-conformance vectors check against the independent Python reference"
+ref="$VENV/bin/python $repo/protocol/test-vectors/reference.py"
+"$bin/wkp1-conformance" vectors check --decompresses \
+  --sign "$ref sign" --verify "$ref verify" --segment "$ref segment" | tail -n 1
+
 step "AWS Lambda package: cargo lambda build (x86_64 bootstrap zip)"
 ensure_cargo_lambda
 cargo lambda build --profile lambda --output-format zip -p wkp1-aws-lambda --locked

@@ -12,6 +12,7 @@
 //! - [`session`]: signed (and deliberately mis-signed) requests, transcripts, protocol steps.
 //! - [`runner`]: selection, concurrency, deadlines, progress.
 //! - [`report`]: human, JSON and JUnit reports.
+//! - [`vectors`]: the test vectors for third parties, checked against their own programs.
 //! - `e2e` (feature `e2e`): the end-to-end harness for the weftkit-kv engine.
 
 pub mod check;
@@ -21,6 +22,7 @@ pub mod e2e;
 pub mod report;
 pub mod runner;
 pub mod session;
+pub mod vectors;
 pub mod verdict;
 
 pub use check::{Check, CheckError, Level};

@@ -29,9 +29,44 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// The test vectors: check your signer, verifier and segment reader before your endpoint.
+    #[command(subcommand)]
+    Vectors(VectorsCommand),
     /// End to end: an object store, the self-hosted function and the weftkit-kv engine as real
     /// processes, through restore, persist, flush, crashes, a rolling deploy and an outage.
     E2e(E2eArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum VectorsCommand {
+    /// Write signing.json, segments.json and their JSON Schemas into a directory.
+    Export {
+        /// The directory (created if missing).
+        dir: PathBuf,
+    },
+    /// Run your programs on every vector: each reads one case as JSON on standard input and
+    /// writes its answer as JSON on standard output (see the kit's README).
+    Check {
+        /// Shell command that signs: reads {key_id, secret_base64, request}, writes
+        /// {canonical_request, signature}.
+        #[arg(long)]
+        sign: Option<String>,
+        /// Shell command that verifies: reads {keys, now, request}, writes {error}.
+        #[arg(long)]
+        verify: Option<String>,
+        /// Shell command that reads segments: reads {segment_hex}, writes {error, header,
+        /// payload_hex, segment_id}.
+        #[arg(long)]
+        segment: Option<String>,
+        /// Your segment reader decompresses, so it must also find corrupt payloads.
+        #[arg(long)]
+        decompresses: bool,
+    },
+    /// One of the three programs, on this kit's own implementation (an example of the contract).
+    Adapter {
+        #[arg(value_enum)]
+        kind: wkp1_conformance::vectors::AdapterKind,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -132,6 +167,14 @@ async fn main() -> ExitCode {
             list(format);
             ExitCode::SUCCESS
         }
+        Command::Vectors(command) => match vectors_command(command) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(err) => {
+                eprintln!("wkp1-conformance vectors: {err:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::E2e(args) => match e2e_command(args).await {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
@@ -148,6 +191,40 @@ async fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+/// `vectors export|check|adapter`; `Ok(false)` when a program disagreed with a vector.
+fn vectors_command(command: VectorsCommand) -> anyhow::Result<bool> {
+    use wkp1_conformance::vectors;
+    match command {
+        VectorsCommand::Export { dir } => {
+            for path in vectors::export(&dir)? {
+                println!("wrote {path}");
+            }
+            Ok(true)
+        }
+        VectorsCommand::Adapter { kind } => {
+            vectors::adapter(kind, std::io::stdin().lock(), std::io::stdout().lock())?;
+            Ok(true)
+        }
+        VectorsCommand::Check { sign, verify, segment, decompresses } => {
+            let programs = vectors::Programs { sign, verify, segment, decompresses };
+            let results = vectors::check(&programs)?;
+            let failed = results.iter().filter(|r| r.failure.is_some()).count();
+            for result in &results {
+                match &result.failure {
+                    None => println!(" PASS  {}", result.case),
+                    Some(why) => println!(" FAIL  {}\n         {why}", result.case),
+                }
+            }
+            println!(
+                "\n{} passed, {failed} failed: {}",
+                results.len() - failed,
+                if failed == 0 { "AGREES WITH THE VECTORS" } else { "DISAGREES WITH THE VECTORS" }
+            );
+            Ok(failed == 0)
+        }
     }
 }
 

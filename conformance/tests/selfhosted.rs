@@ -158,3 +158,51 @@ fn readme_lists_every_check_with_its_requirements() {
         assert!(readme.contains(&row), "README.md lacks or misstates the row for {}", check.id);
     }
 }
+
+/// `wkp1-conformance vectors check` against the kit's own adapters agrees with every vector, and
+/// catches an adapter that is subtly wrong (a signer whose hex comes out in upper case, a
+/// verifier that accepts whatever it is given, a reader that stops at the header).
+#[test]
+fn vectors_check_passes_the_reference_adapters_and_catches_broken_ones() {
+    let bin = env!("CARGO_BIN_EXE_wkp1-conformance");
+    let check = |args: &[&str]| {
+        let output = std::process::Command::new(bin)
+            .arg("vectors")
+            .arg("check")
+            .args(args)
+            .output()
+            .unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let adapter = |kind: &str| format!("'{bin}' vectors adapter {kind}");
+    let (sign, verify, segment) = (adapter("sign"), adapter("verify"), adapter("segment"));
+    let (code, out) =
+        check(&["--sign", &sign, "--verify", &verify, "--segment", &segment, "--decompresses"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("0 failed: AGREES WITH THE VECTORS"), "{out}");
+    let signing: serde_json::Value = serde_json::from_str(wkp1_protocol::vectors::SIGNING).unwrap();
+    let cases = signing["positive"].as_array().unwrap().len()
+        + signing["negative"].as_array().unwrap().len();
+    assert!(out.matches("PASS  verify/").count() == cases, "{out}");
+
+    let upper =
+        format!("{sign} | sed 's/\"signature\":\"\\([0-9a-f]*\\)\"/\"signature\":\"\\U\\1\"/'");
+    let (code, out) = check(&["--sign", &upper]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL  sign/restore_plan"), "{out}");
+    let (code, out) = check(&["--verify", "cat >/dev/null; echo '{\"error\":null}'"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL  verify/stale_timestamp") && out.contains("PASS  verify/restore_plan"),
+        "{out}"
+    );
+    let header_only = r#"cat >/dev/null; echo '{"error":"trailer_mismatch"}'"#;
+    let (code, out) = check(&["--segment", header_only]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("PASS  segment/truncated_trailer") && out.contains("FAIL  segment/empty"),
+        "{out}"
+    );
+    let (code, out) = check(&[]);
+    assert_eq!(code, Some(2), "no program is a usage error: {out}");
+}

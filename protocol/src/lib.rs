@@ -13,6 +13,7 @@
 //! - [`fencing`]: the typed `details` of a generation refusal.
 //! - [`error`]: error codes, their status codes and the JSON error body.
 //! - [`version`]: protocol versions and their compatibility.
+//! - [`vectors`]: the test vectors and their JSON Schemas.
 
 pub mod chain;
 pub mod clock;
@@ -24,6 +25,7 @@ pub mod ids;
 pub mod manifest;
 pub mod segment;
 pub mod signing;
+pub mod vectors;
 pub mod version;
 
 pub use chain::{ChainError, validate_chain};

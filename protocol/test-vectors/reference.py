@@ -7,6 +7,9 @@ checks also need the `zstandard` package (pip install zstandard).
 
     reference.py check      verify signing.json and segments.json (exit 1 on any mismatch)
     reference.py generate   rewrite both files (only when the spec deliberately changes)
+    reference.py sign|verify|segment
+                            one case on stdin, the answer on stdout: the programs
+                            `wkp1-conformance vectors check` runs (an example in Python)
 """
 import base64
 import hashlib
@@ -412,7 +415,28 @@ def check():
     return 1 if failures else 0
 
 
+# --- adapters for `wkp1-conformance vectors check`: one case on stdin, the answer on stdout ----
+def adapter(kind):
+    case = json.load(sys.stdin)
+    if kind == "sign":
+        r = case["request"]
+        canonical = canonical_request(r["method"], r["path"], r["query"], r["headers"])
+        answer = {"canonical_request": canonical, "signature": signature(case["secret_base64"], canonical)}
+    elif kind == "verify":
+        answer = {"error": verify(case["request"], case["keys"], case["now"])}
+    else:
+        try:
+            fields, plain, seg_id = check_segment(bytes.fromhex(case["segment_hex"]))
+            answer = {"error": None, "header": fields, "payload_hex": plain.hex(), "segment_id": seg_id}
+        except ValueError as exc:
+            answer = {"error": str(exc)}
+    print(json.dumps(answer))
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] and sys.argv[1] in ("sign", "verify", "segment"):
+        sys.exit(adapter(sys.argv[1]))
     if sys.argv[1:] == ["generate"]:
         (HERE / "signing.json").write_text(json.dumps(generate_signing(), indent=2) + "\n")
         (HERE / "segments.json").write_text(json.dumps(generate_segments(), indent=2) + "\n")
