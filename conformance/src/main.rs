@@ -196,16 +196,18 @@ async fn main() -> ExitCode {
 
 /// `vectors export|check|adapter`; `Ok(false)` when a program disagreed with a vector.
 fn vectors_command(command: VectorsCommand) -> anyhow::Result<bool> {
+    use std::io::Write;
     use wkp1_conformance::vectors;
+    let mut out = std::io::stdout().lock();
     match command {
         VectorsCommand::Export { dir } => {
             for path in vectors::export(&dir)? {
-                println!("wrote {path}");
+                writeln!(out, "wrote {path}")?;
             }
             Ok(true)
         }
         VectorsCommand::Adapter { kind } => {
-            vectors::adapter(kind, std::io::stdin().lock(), std::io::stdout().lock())?;
+            vectors::adapter(kind, std::io::stdin().lock(), out)?;
             Ok(true)
         }
         VectorsCommand::Check { sign, verify, segment, decompresses } => {
@@ -214,15 +216,13 @@ fn vectors_command(command: VectorsCommand) -> anyhow::Result<bool> {
             let failed = results.iter().filter(|r| r.failure.is_some()).count();
             for result in &results {
                 match &result.failure {
-                    None => println!(" PASS  {}", result.case),
-                    Some(why) => println!(" FAIL  {}\n         {why}", result.case),
+                    None => writeln!(out, " PASS  {}", result.case)?,
+                    Some(why) => writeln!(out, " FAIL  {}\n         {why}", result.case)?,
                 }
             }
-            println!(
-                "\n{} passed, {failed} failed: {}",
-                results.len() - failed,
-                if failed == 0 { "AGREES WITH THE VECTORS" } else { "DISAGREES WITH THE VECTORS" }
-            );
+            let verdict =
+                if failed == 0 { "AGREES WITH THE VECTORS" } else { "DISAGREES WITH THE VECTORS" };
+            writeln!(out, "\n{} passed, {failed} failed: {verdict}", results.len() - failed)?;
             Ok(failed == 0)
         }
     }

@@ -103,6 +103,11 @@ enum Breakage {
     RangeFromPartStart,
     CommitTrustsDescriptor,
     PlanTruncatesChain,
+    SequenceUnchecked,
+    RefuseOtherContentTypes,
+    PartRetryConflicts,
+    RevealExpectedSignature,
+    AdvertiseUnreachableSegment,
 }
 
 use Breakage::*;
@@ -203,6 +208,11 @@ const VARIANTS: &[(Breakage, &[&str])] = &[
     (RangeFromPartStart, &["limits_ranges_inside_later_parts_are_exact"]),
     (CommitTrustsDescriptor, &["limits_parts_that_are_not_the_segment_are_422"]),
     (PlanTruncatesChain, &["restore_long_chains_and_histories_come_back_whole"]),
+    (SequenceUnchecked, &["persist_every_segment_defect_is_422"]),
+    (RefuseOtherContentTypes, &["persist_content_type_is_no_reason_to_refuse"]),
+    (PartRetryConflicts, &["limits_part_uploaded_twice_is_already_stored"]),
+    (RevealExpectedSignature, &["errors_never_reveal_secrets_or_signatures"]),
+    (AdvertiseUnreachableSegment, &["restore_plan_advertises_limits_and_grace"]),
 ];
 
 // ---- broken stores ------------------------------------------------------------------------
@@ -714,6 +724,23 @@ impl Broken {
                     return Some(error_response(413, "payload_too_large"));
                 }
             }
+            SequenceUnchecked if is_write && query.is_empty() && body.len() >= 72 => {
+                let header: Option<&[u8; HEADER_LEN]> = body[..HEADER_LEN].try_into().ok();
+                let reason =
+                    header.and_then(|h| SegmentHeader::decode(h).err()).map(|e| e.reason());
+                if reason == Some("bad_sequence") {
+                    let fake = serde_json::json!({"wkp_version": "1.0", "outcome": "committed"});
+                    return Some(json_response(200, fake));
+                }
+            }
+            RefuseOtherContentTypes
+                if is_write
+                    && header(parts, "content-type").is_some_and(|t| {
+                        t != headers::SEGMENT_MEDIA_TYPE && t != headers::JSON_MEDIA_TYPE
+                    }) =>
+            {
+                return Some(error_response(400, "invalid_request"));
+            }
             RangeFromPartStart if !is_write && query.contains("segment=") => {
                 self.range_from_part_start(parts, &query).await;
             }
@@ -814,6 +841,32 @@ impl Broken {
                 *status = StatusCode::OK;
                 *body = Bytes::from(fake_commit.to_string());
             }
+            PartRetryConflicts => {
+                let stored = serde_json::from_slice::<serde_json::Value>(body)
+                    .is_ok_and(|a| a["already_stored"] == true);
+                if stored {
+                    *status = StatusCode::CONFLICT;
+                    *body = Bytes::from_static(
+                        br#"{"error":{"code":"segment_conflict","message":"part exists"}}"#,
+                    );
+                }
+            }
+            RevealExpectedSignature if *status == StatusCode::UNAUTHORIZED => {
+                let expected = expected_signature(parts, &query, parts.headers.clone());
+                edit_json(body, |e| {
+                    if e["error"]["code"] == "signature_mismatch" {
+                        e["error"]["message"] = format!("expected signature {expected}").into();
+                    }
+                });
+            }
+            AdvertiseUnreachableSegment => edit_json(body, |p| {
+                let limits = &mut p["limits"];
+                if let (Some(parts), Some(inline)) =
+                    (limits["max_parts"].as_u64(), limits["max_inline_bytes"].as_u64())
+                {
+                    limits["max_segment_bytes"] = (parts * inline * 2).into();
+                }
+            }),
             EchoAnyRequestId => {
                 if let Some(id) = parts.headers.get(headers::REQUEST_ID) {
                     headers_out.insert(headers::REQUEST_ID, id.clone());

@@ -41,6 +41,13 @@ pub(crate) fn checks() -> Vec<Check> {
             "A commit must verify the parts' bytes, not trust the descriptor."
         ),
         check!(
+            limits_part_uploaded_twice_is_already_stored,
+            "limits",
+            Must,
+            ["IDEM-3", "LARGE-2"],
+            "A part whose answer was lost is sent again, and that must succeed."
+        ),
+        check!(
             limits_large_segment_moves_in_parts,
             "limits",
             Must,
@@ -269,4 +276,23 @@ async fn limits_parts_that_are_not_the_segment_are_422(s: &mut Session) -> Check
         .persist_in_parts(&subtree, Endpoint::Persist, generation, &claimed, &limits, part_len)
         .await?;
     s.expect("commit of the right parts afterwards", &response, 200, None)
+}
+
+async fn limits_part_uploaded_twice_is_already_stored(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let bytes = segment(SegmentHeader::snapshot(4), &noise(2000, 41));
+    let query = WriteQuery::Part { segment: segment_id(&bytes), offset: 0 }.to_query_string();
+    for (what, stored) in [("part upload", false), ("the same part upload again", true)] {
+        let request = s.sign(
+            Request::new(Endpoint::Persist, &subtree, query.clone(), Bytes::from(bytes.clone()))
+                .generation(generation),
+        );
+        let response = s.send(request).await?;
+        s.expect(what, &response, 200, None)?;
+        let answer: serde_json::Value = response.json(what)?;
+        if answer["already_stored"] != stored {
+            fail!("{what} answered already_stored {}, expected {stored}", answer["already_stored"]);
+        }
+    }
+    Ok(())
 }

@@ -61,6 +61,20 @@ pub(crate) fn checks() -> Vec<Check> {
             "Bytes that are not a valid segment are refused and not committed."
         ),
         check!(
+            persist_every_segment_defect_is_422,
+            "persist",
+            Must,
+            ["SEG-1", "SEG-2", "SEG-3", "SEG-4", "SEG-8"],
+            "Every defect of the segment vectors, sent as a persist, is refused and not committed."
+        ),
+        check!(
+            persist_content_type_is_no_reason_to_refuse,
+            "persist",
+            Must,
+            ["EP-6"],
+            "Proxies rewrite content types; answers are JSON and say so."
+        ),
+        check!(
             persist_missing_generation_is_400,
             "persist",
             Must,
@@ -409,6 +423,53 @@ async fn idempotency_same_size_other_content_is_409(s: &mut Session) -> CheckRes
     let plan = s.plan(&subtree, false).await?;
     if plan.chain.len() != 1 || plan.chain[0].segment.id != crate::session::segment_id(&original) {
         fail!("the committed segment was replaced or joined by the conflicting one");
+    }
+    Ok(())
+}
+
+async fn persist_every_segment_defect_is_422(s: &mut Session) -> CheckResult {
+    let vectors: serde_json::Value =
+        serde_json::from_str(wkp1_protocol::vectors::SEGMENTS).expect("built-in vectors");
+    let (subtree, generation) = s.claimed_replica().await?;
+    for case in vectors["negative"].as_array().into_iter().flatten() {
+        if case["needs_decompression"] == true {
+            continue; // a function need not decompress (SEG-8)
+        }
+        let name = case["name"].as_str().unwrap_or("?");
+        let bytes = hex::decode(case["segment_hex"].as_str().unwrap_or_default())
+            .map_err(|e| CheckError::Fail(format!("vector {name}: {e}")))?;
+        let response = s.persist(&subtree, Endpoint::Persist, generation, &bytes).await?;
+        s.expect(
+            &format!("persist of vector {name} ({})", case["expected_error"]),
+            &response,
+            422,
+            Some("invalid_segment"),
+        )?;
+    }
+    let plan = s.plan(&subtree, false).await?;
+    if !plan.chain.is_empty() || !plan.superseded.is_empty() {
+        fail!("an invalid segment was committed or kept");
+    }
+    Ok(())
+}
+
+async fn persist_content_type_is_no_reason_to_refuse(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let body = segment(SegmentHeader::delta(0, 1), b"sent as text/plain");
+    let request = Request::new(Endpoint::Persist, &subtree, "", body)
+        .header("content-type", "text/plain")
+        .generation(generation);
+    let response = s.send(s.sign(request)).await?;
+    s.expect("persist sent as text/plain", &response, 200, None)?;
+    let json_type = |r: &Response| {
+        r.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"))
+    };
+    let answer: serde_json::Value = response.json("persist answer")?;
+    if !json_type(&response) || answer["wkp_version"].as_str().is_none() {
+        fail!("the persist answer is not application/json with a wkp_version");
     }
     Ok(())
 }

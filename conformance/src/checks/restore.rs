@@ -29,7 +29,7 @@ pub(crate) fn checks() -> Vec<Check> {
             restore_plan_advertises_limits_and_grace,
             "restore",
             Must,
-            ["LARGE-1", "RET-2", "REST-4"],
+            ["LARGE-1", "LARGE-8", "RET-2", "REST-4"],
             "Clients adapt to limits and finish within the grace the plan promises."
         ),
         check!(
@@ -102,6 +102,15 @@ async fn restore_plan_advertises_limits_and_grace(s: &mut Session) -> CheckResul
         || l.max_segment_bytes < l.max_inline_bytes
     {
         fail!("implausible limits: {l:?}");
+    }
+    if !l.presign_upload && l.max_segment_bytes > l.max_parts.saturating_mul(l.max_inline_bytes) {
+        fail!(
+            "max_segment_bytes {} cannot be reached without presigned uploads: {} parts of at most {} bytes carry {}",
+            l.max_segment_bytes,
+            l.max_parts,
+            l.max_inline_bytes,
+            l.max_parts.saturating_mul(l.max_inline_bytes)
+        );
     }
     if plan.retention.grace_seconds < 900 {
         fail!("grace_seconds is {}, SPEC requires at least 900", plan.retention.grace_seconds);

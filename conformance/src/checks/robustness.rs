@@ -27,6 +27,13 @@ pub(crate) fn checks() -> Vec<Check> {
             "A request with two defects gets the same error from every function."
         ),
         check!(
+            errors_never_reveal_secrets_or_signatures,
+            "errors",
+            Must,
+            ["ERR-4", "AUTH-9"],
+            "An error that shows the expected signature lets anyone forge requests."
+        ),
+        check!(
             isolation_replicas_do_not_see_each_other,
             "isolation",
             Must,
@@ -243,6 +250,30 @@ async fn errors_first_defect_decides_the_answer(s: &mut Session) -> CheckResult 
     let plan = s.plan(&subtree, false).await?;
     if plan.last_seq != 0 {
         fail!("a refused request was committed: the replica is at state {}", plan.last_seq);
+    }
+    Ok(())
+}
+
+async fn errors_never_reveal_secrets_or_signatures(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let body = segment(SegmentHeader::delta(0, 1), b"forged");
+    let good = s.sign(Request::new(Endpoint::Persist, &subtree, "", body).generation(generation));
+    let signature = good.headers["wkp-signature"].to_str().unwrap_or_default().to_owned();
+    let secret = s.target.secret.to_base64();
+    let mut tampered = good.clone();
+    tampered.headers.insert("wkp-signature", http::HeaderValue::from_static("00"));
+    let mut wrong_body = good.clone();
+    wrong_body.body = Bytes::from_static(b"other bytes");
+    for (what, request) in [("wrong signature", tampered), ("wrong body", wrong_body)] {
+        let response = s.send(request).await?;
+        let text = String::from_utf8_lossy(&response.body).to_lowercase();
+        let headers = format!("{:?}", response.headers).to_lowercase();
+        for (name, needle) in [("the expected signature", &signature), ("the secret", &secret)] {
+            let needle = needle.to_lowercase();
+            if text.contains(&needle) || headers.contains(&needle) {
+                fail!("the answer to a request with a {what} reveals {name}");
+            }
+        }
     }
     Ok(())
 }
