@@ -108,6 +108,7 @@ enum Breakage {
     PartRetryConflicts,
     RevealExpectedSignature,
     AdvertiseUnreachableSegment,
+    LenientQueryValues,
 }
 
 use Breakage::*;
@@ -213,6 +214,7 @@ const VARIANTS: &[(Breakage, &[&str])] = &[
     (PartRetryConflicts, &["limits_part_uploaded_twice_is_already_stored"]),
     (RevealExpectedSignature, &["errors_never_reveal_secrets_or_signatures"]),
     (AdvertiseUnreachableSegment, &["restore_plan_advertises_limits_and_grace"]),
+    (LenientQueryValues, &["endpoints_malformed_query_values_are_400"]),
 ];
 
 // ---- broken stores ------------------------------------------------------------------------
@@ -740,6 +742,18 @@ impl Broken {
                     }) =>
             {
                 return Some(error_response(400, "invalid_request"));
+            }
+            LenientQueryValues if !query.is_empty() => {
+                // Decodes, lower-cases, reads "yes" as true and lets a repeated name win.
+                let mut seen = std::collections::BTreeMap::new();
+                for piece in query.split('&') {
+                    let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
+                    let value = value.replace("%30", "0").to_lowercase().replace("yes", "true");
+                    seen.insert(name.to_lowercase(), value);
+                }
+                let lenient: Vec<String> = seen.iter().map(|(n, v)| format!("{n}={v}")).collect();
+                set_path_and_query(parts, &path, &lenient.join("&"));
+                resign(parts, &declared_hash(parts, body));
             }
             RangeFromPartStart if !is_write && query.contains("segment=") => {
                 self.range_from_part_start(parts, &query).await;

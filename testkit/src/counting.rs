@@ -1,8 +1,9 @@
-//! A store that counts the verbs the function sends it, for tests of what a request costs.
+//! A store that counts the verbs the function sends it, for tests of what a request costs, and
+//! can refuse deletes, for tests of what a failed cleanup must not break.
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use wkp1_function::store::{ByteStream, Capabilities, ObjectMeta, PutMode, Store, StoreError};
@@ -14,6 +15,9 @@ pub struct Counts {
     pub lists: AtomicU64,
     pub gets: AtomicU64,
     pub puts: AtomicU64,
+    pub deletes: AtomicU64,
+    /// While set, every delete fails as an unavailable store would.
+    pub refuse_deletes: AtomicBool,
 }
 
 impl Counts {
@@ -27,6 +31,10 @@ impl Counts {
 
     pub fn puts(&self) -> u64 {
         self.puts.load(Ordering::SeqCst)
+    }
+
+    pub fn deletes(&self) -> u64 {
+        self.deletes.load(Ordering::SeqCst)
     }
 }
 
@@ -69,6 +77,10 @@ impl<S: Store> Store for CountingStore<S> {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.counts.deletes.fetch_add(1, Ordering::SeqCst);
+        if self.counts.refuse_deletes.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(format!("delete of {key} refused by the test")));
+        }
         self.inner.delete(key).await
     }
 

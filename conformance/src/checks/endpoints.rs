@@ -25,6 +25,13 @@ pub(crate) fn checks() -> Vec<Check> {
             "Restore is GET, persist and flush are POST; anything else is 405 with Allow."
         ),
         check!(
+            endpoints_malformed_query_values_are_400,
+            "endpoints",
+            Must,
+            ["EP-3", "EP-4"],
+            "A lenient parser reads `claim=yes` or an upper-case id as something the client never sent."
+        ),
+        check!(
             endpoints_head_is_405_without_a_body,
             "endpoints",
             Must,
@@ -203,4 +210,26 @@ async fn endpoints_request_id_is_generated(s: &mut Session) -> CheckResult {
         Some(id) if !id.is_empty() => Ok(()),
         _ => fail!("the answer to a request without wkp-request-id carries none"),
     }
+}
+
+async fn endpoints_malformed_query_values_are_400(s: &mut Session) -> CheckResult {
+    let id = "ab".repeat(32);
+    let upper = id.to_uppercase();
+    let queries = [
+        "claim=yes".to_owned(),
+        "claim=TRUE".to_owned(),
+        format!("length=1&offset=0&segment={upper}"),
+        format!("length=1&offset=-1&segment={id}"),
+        format!("length=1&offset=1e3&segment={id}"),
+        format!("length=1&offset=%30&segment={id}"),
+        format!("length=1&offset=0&offset=0&segment={id}"),
+        format!("length=1&offset=0&segment={}", &id[..63]),
+    ];
+    for query in queries {
+        let mut request = plan_request(s);
+        request.query = query.clone();
+        let response = s.send(s.sign(request)).await?;
+        s.expect(&format!("restore with ?{query}"), &response, 400, Some("invalid_request"))?;
+    }
+    Ok(())
 }
