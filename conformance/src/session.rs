@@ -397,16 +397,43 @@ impl Session {
                     );
                 }
             } else {
-                let query = WriteQuery::Part { segment: id, offset }.to_query_string();
-                let request = self.sign(
-                    Request::new(endpoint, subtree, query, Bytes::copy_from_slice(chunk))
-                        .generation(generation),
-                );
-                let response = self.send(request).await?;
+                let response =
+                    self.upload_part(subtree, endpoint, generation, id, offset, chunk).await?;
                 self.expect(&format!("upload the part at offset {offset}"), &response, 200, None)?;
             }
             parts.push(chunk.len() as u64);
         }
+        self.commit(subtree, endpoint, generation, segment, parts).await
+    }
+
+    /// Sends `chunk` as the part of segment `id` at `offset`, answer unchecked.
+    pub async fn upload_part(
+        &mut self,
+        subtree: &Subtree,
+        endpoint: Endpoint,
+        generation: u64,
+        id: SegmentId,
+        offset: u64,
+        chunk: &[u8],
+    ) -> Result<Response, CheckError> {
+        let query = WriteQuery::Part { segment: id, offset }.to_query_string();
+        let request = self.sign(
+            Request::new(endpoint, subtree, query, Bytes::copy_from_slice(chunk))
+                .generation(generation),
+        );
+        self.send(request).await
+    }
+
+    /// Commits the parts uploaded for `segment` (its descriptor computed from its bytes), with
+    /// `parts` as the declared lengths; answer unchecked.
+    pub async fn commit(
+        &mut self,
+        subtree: &Subtree,
+        endpoint: Endpoint,
+        generation: u64,
+        segment: &[u8],
+        parts: Vec<u64>,
+    ) -> Result<Response, CheckError> {
         let verified = {
             let mut v = SegmentVerifier::new();
             v.update(segment)
@@ -415,7 +442,7 @@ impl Session {
         };
         let commit = CommitRequest { segment: SegmentDescriptor::from(&verified), parts };
         let body = Bytes::from(serde_json::to_vec(&commit).expect("json"));
-        let query = WriteQuery::Commit { segment: id }.to_query_string();
+        let query = WriteQuery::Commit { segment: segment_id(segment) }.to_query_string();
         let request = self.sign(
             Request::new(endpoint, subtree, query, body)
                 .header("content-type", headers::JSON_MEDIA_TYPE)

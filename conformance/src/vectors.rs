@@ -82,15 +82,7 @@ pub fn check(programs: &Programs) -> anyhow::Result<Vec<CaseResult>> {
                 "key_id": case["key_id"], "secret_base64": case["secret_base64"], "request": request,
             });
             let failure = run(program, &input).map_or_else(Some, |answer| {
-                for field in ["canonical_request", "signature"] {
-                    if answer[field] != case[field] {
-                        return Some(format!(
-                            "{field}: expected {}, got {}",
-                            case[field], answer[field]
-                        ));
-                    }
-                }
-                None
+                differing(&answer, &case, &["canonical_request", "signature"])
             });
             results.push(CaseResult {
                 case: format!("sign/{}", case["name"].as_str().unwrap_or("?")),
@@ -125,15 +117,7 @@ pub fn check(programs: &Programs) -> anyhow::Result<Vec<CaseResult>> {
                 if !answer["error"].is_null() {
                     return Some(format!("refused a valid segment: {}", answer["error"]));
                 }
-                for field in ["header", "payload_hex", "segment_id"] {
-                    if answer[field] != case[field] {
-                        return Some(format!(
-                            "{field}: expected {}, got {}",
-                            case[field], answer[field]
-                        ));
-                    }
-                }
-                None
+                differing(&answer, &case, &["header", "payload_hex", "segment_id"])
             });
             results.push(CaseResult {
                 case: format!("segment/{}", case["name"].as_str().unwrap_or("?")),
@@ -157,6 +141,14 @@ pub fn check(programs: &Programs) -> anyhow::Result<Vec<CaseResult>> {
         }
     }
     Ok(results)
+}
+
+/// The first of `fields` where the program's answer differs from the vector, said plainly.
+fn differing(answer: &Value, case: &Value, fields: &[&str]) -> Option<String> {
+    fields
+        .iter()
+        .find(|f| answer[**f] != case[**f])
+        .map(|field| format!("{field}: expected {}, got {}", case[*field], answer[*field]))
 }
 
 /// Runs `program` through the shell with `input` on standard input; its standard output must

@@ -1,13 +1,11 @@
 //! Body limits and the large-segment path (SPEC.md section 11).
 
-use bytes::Bytes;
-use wkp1_protocol::endpoint::{SegmentId, WriteQuery};
-use wkp1_protocol::manifest::{CommitRequest, Limits, PersistResponse, SegmentDescriptor};
-use wkp1_protocol::segment::{SegmentHeader, SegmentVerifier};
-use wkp1_protocol::{Endpoint, headers};
+use wkp1_protocol::Endpoint;
+use wkp1_protocol::manifest::{Limits, PersistResponse};
+use wkp1_protocol::segment::SegmentHeader;
 
 use crate::check::{Check, CheckError, CheckResult};
-use crate::session::{Request, Session, noise, segment, segment_id, segment_of_size};
+use crate::session::{Session, noise, segment, segment_id, segment_of_size};
 use crate::{check, fail};
 
 pub(crate) fn checks() -> Vec<Check> {
@@ -134,9 +132,7 @@ async fn limits_commit_with_a_missing_part_is_400(s: &mut Session) -> CheckResul
     let (limits, size) = large_size(s).await?;
     let (subtree, generation) = s.claimed_replica().await?;
     let bytes = segment(SegmentHeader::snapshot(3), &noise(size, 6));
-    let id = SegmentId(
-        sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes)).into(),
-    );
+    let id = segment_id(&bytes);
     let part_len = limits.max_inline_bytes as usize;
     let mut lengths = Vec::new();
     for (i, chunk) in bytes.chunks(part_len).enumerate() {
@@ -144,29 +140,12 @@ async fn limits_commit_with_a_missing_part_is_400(s: &mut Session) -> CheckResul
         if i == 1 {
             continue; // never uploaded
         }
-        let query =
-            WriteQuery::Part { segment: id, offset: (i * part_len) as u64 }.to_query_string();
-        let request = s.sign(
-            Request::new(Endpoint::Persist, &subtree, query, Bytes::copy_from_slice(chunk))
-                .generation(generation),
-        );
-        let response = s.send(request).await?;
+        let offset = (i * part_len) as u64;
+        let response =
+            s.upload_part(&subtree, Endpoint::Persist, generation, id, offset, chunk).await?;
         s.expect("part upload", &response, 200, None)?;
     }
-    let mut verifier = SegmentVerifier::new();
-    verifier.update(&bytes).map_err(|e| CheckError::Fail(e.to_string()))?;
-    let descriptor =
-        SegmentDescriptor::from(&verifier.finish().map_err(|e| CheckError::Fail(e.to_string()))?);
-    let body = serde_json::to_vec(&CommitRequest { segment: descriptor, parts: lengths }).unwrap();
-    let request = Request::new(
-        Endpoint::Persist,
-        &subtree,
-        WriteQuery::Commit { segment: id }.to_query_string(),
-        body,
-    )
-    .header("content-type", headers::JSON_MEDIA_TYPE)
-    .generation(generation);
-    let response = s.send(s.sign(request)).await?;
+    let response = s.commit(&subtree, Endpoint::Persist, generation, &bytes, lengths).await?;
     s.expect(
         "commit with the second part never uploaded",
         &response,
@@ -242,26 +221,13 @@ async fn limits_parts_that_are_not_the_segment_are_422(s: &mut Session) -> Check
     // Upload the other segment's bytes as the parts of `claimed`.
     let mut parts = Vec::new();
     for (i, chunk) in other.chunks(part_len).enumerate() {
-        let query =
-            WriteQuery::Part { segment: id, offset: (i * part_len) as u64 }.to_query_string();
-        let request = s.sign(
-            Request::new(Endpoint::Persist, &subtree, query, Bytes::copy_from_slice(chunk))
-                .generation(generation),
-        );
-        let response = s.send(request).await?;
+        let offset = (i * part_len) as u64;
+        let response =
+            s.upload_part(&subtree, Endpoint::Persist, generation, id, offset, chunk).await?;
         s.expect("part upload", &response, 200, None)?;
         parts.push(chunk.len() as u64);
     }
-    let mut verifier = SegmentVerifier::new();
-    verifier.update(&claimed).map_err(|e| CheckError::Fail(e.to_string()))?;
-    let descriptor =
-        SegmentDescriptor::from(&verifier.finish().map_err(|e| CheckError::Fail(e.to_string()))?);
-    let body = serde_json::to_vec(&CommitRequest { segment: descriptor, parts }).unwrap();
-    let query = WriteQuery::Commit { segment: id }.to_query_string();
-    let request = Request::new(Endpoint::Persist, &subtree, query, body)
-        .header("content-type", headers::JSON_MEDIA_TYPE)
-        .generation(generation);
-    let response = s.send(s.sign(request)).await?;
+    let response = s.commit(&subtree, Endpoint::Persist, generation, &claimed, parts).await?;
     s.expect(
         "commit of parts holding another segment's bytes",
         &response,
@@ -281,13 +247,10 @@ async fn limits_parts_that_are_not_the_segment_are_422(s: &mut Session) -> Check
 async fn limits_part_uploaded_twice_is_already_stored(s: &mut Session) -> CheckResult {
     let (subtree, generation) = s.claimed_replica().await?;
     let bytes = segment(SegmentHeader::snapshot(4), &noise(2000, 41));
-    let query = WriteQuery::Part { segment: segment_id(&bytes), offset: 0 }.to_query_string();
+    let id = segment_id(&bytes);
     for (what, stored) in [("part upload", false), ("the same part upload again", true)] {
-        let request = s.sign(
-            Request::new(Endpoint::Persist, &subtree, query.clone(), Bytes::from(bytes.clone()))
-                .generation(generation),
-        );
-        let response = s.send(request).await?;
+        let response =
+            s.upload_part(&subtree, Endpoint::Persist, generation, id, 0, &bytes).await?;
         s.expect(what, &response, 200, None)?;
         let answer: serde_json::Value = response.json(what)?;
         if answer["already_stored"] != stored {
