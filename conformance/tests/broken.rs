@@ -109,6 +109,7 @@ enum Breakage {
     RevealExpectedSignature,
     AdvertiseUnreachableSegment,
     LenientQueryValues,
+    FlushRetryDoesNotClose,
 }
 
 use Breakage::*;
@@ -215,6 +216,7 @@ const VARIANTS: &[(Breakage, &[&str])] = &[
     (RevealExpectedSignature, &["errors_never_reveal_secrets_or_signatures"]),
     (AdvertiseUnreachableSegment, &["restore_plan_advertises_limits_and_grace"]),
     (LenientQueryValues, &["endpoints_malformed_query_values_are_400"]),
+    (FlushRetryDoesNotClose, &["interactions_flush_of_a_persisted_segment_closes"]),
 ];
 
 // ---- broken stores ------------------------------------------------------------------------
@@ -742,6 +744,19 @@ impl Broken {
                     }) =>
             {
                 return Some(error_response(400, "invalid_request"));
+            }
+            FlushRetryDoesNotClose
+                if path.starts_with("/v1/flush/") && query.is_empty() && !body.is_empty() =>
+            {
+                // A retry of a committed segment answered as persist would: nothing closes.
+                let plan = self.plan_json(parts, "").await;
+                let id = hex::encode(Sha256::digest(&body[..]));
+                let committed =
+                    plan["chain"].as_array().is_some_and(|c| c.iter().any(|e| e["id"] == id));
+                if committed {
+                    set_path_and_query(parts, &path.replacen("/v1/flush/", "/v1/persist/", 1), "");
+                    resign(parts, &declared_hash(parts, body));
+                }
             }
             LenientQueryValues if !query.is_empty() => {
                 // Decodes, lower-cases, reads "yes" as true and lets a repeated name win.

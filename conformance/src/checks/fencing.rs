@@ -110,6 +110,9 @@ async fn fencing_unclaimed_generation_is_409(s: &mut Session) -> CheckResult {
     if !plan.chain.is_empty() || plan.generation != generation {
         fail!("the unclaimed generation's write changed the replica");
     }
+    if !plan.superseded.is_empty() {
+        fail!("the unclaimed generation's data was kept as superseded; GEN-6 keeps nothing");
+    }
     Ok(())
 }
 

@@ -85,8 +85,17 @@ async fn flush_empty_body_closes(s: &mut Session) -> CheckResult {
 }
 
 async fn flush_previous_writer_closed_is_reported(s: &mut Session) -> CheckResult {
+    // Nobody ever wrote: no writer was left open (1.0.1). A plain plan tells of the current
+    // generation, a claim of the one before it.
+    let subtree = s.replica();
+    if !s.plan(&subtree, false).await?.previous_writer_closed {
+        fail!("a replica never claimed says its writer did not close");
+    }
+    let generation = s.plan(&subtree, true).await?.generation;
+    if s.plan(&subtree, false).await?.previous_writer_closed {
+        fail!("while the claimed writer runs, a plain plan says it closed");
+    }
     // A clean shutdown...
-    let (subtree, generation) = s.claimed_replica().await?;
     let flushed = s
         .persist(
             &subtree,
@@ -96,6 +105,9 @@ async fn flush_previous_writer_closed_is_reported(s: &mut Session) -> CheckResul
         )
         .await?;
     s.expect("flush", &flushed, 200, None)?;
+    if !s.plan(&subtree, false).await?.previous_writer_closed {
+        fail!("after a flush, a plain plan says the writer did not close");
+    }
     let next = s.plan(&subtree, true).await?;
     if !next.previous_writer_closed {
         fail!("after a flush, the next claim says the previous writer did not close");

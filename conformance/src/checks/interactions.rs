@@ -37,6 +37,13 @@ pub(crate) fn checks() -> Vec<Check> {
             "A flush whose answer was lost is retried; the retry must not look like a failure."
         ),
         check!(
+            interactions_flush_of_a_persisted_segment_closes,
+            "interactions",
+            Must,
+            ["IDEM-1", "FLUSH-1"],
+            "A final flush resending what a lost persist answer committed must still close."
+        ),
+        check!(
             interactions_parts_of_a_fenced_writer_are_kept,
             "interactions",
             Must,
@@ -183,4 +190,23 @@ async fn interactions_claims_racing_commits_lose_nothing(s: &mut Session) -> Che
         generation = claimed;
     }
     Ok(())
+}
+
+async fn interactions_flush_of_a_persisted_segment_closes(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let bytes = segment(SegmentHeader::delta(0, 2), b"persisted, answer lost, flushed again");
+    s.persist_ok(&subtree, generation, &bytes).await?;
+    let flushed = s.persist(&subtree, Endpoint::Flush, generation, &bytes).await?;
+    s.expect("flush of the segment the persist committed", &flushed, 200, None)?;
+    let answer: PersistResponse = flushed.json("flush answer")?;
+    if answer.outcome != Outcome::AlreadyCommitted || !answer.writer_closed {
+        fail!(
+            "the flush answered {:?} with writer_closed {}; expected already_committed and closed",
+            answer.outcome,
+            answer.writer_closed
+        );
+    }
+    let more = segment(SegmentHeader::delta(2, 3), b"after the flush");
+    let response = s.persist(&subtree, Endpoint::Persist, generation, &more).await?;
+    s.expect("persist after the flush", &response, 409, Some("generation_closed"))
 }

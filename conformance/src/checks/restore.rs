@@ -151,6 +151,22 @@ async fn restore_download_outside_the_segment_is_refused(s: &mut Session) -> Che
             Some("invalid_request"),
         )?;
     }
+    let empty = fetch(s, id, 0, 0);
+    let response = s.send(empty).await?;
+    s.expect("download of 0 bytes", &response, 400, Some("invalid_request"))?;
+    // Longer than max_response_bytes but inside a segment: only that limit refuses it.
+    if max.saturating_add(2) <= s.target.large_state_max {
+        let big = segment(SegmentHeader::delta(1, 2), &noise(max as usize + 2, 2));
+        s.persist_ok(&subtree, generation, &big).await?;
+        let request = fetch(s, crate::session::segment_id(&big), 0, max + 1);
+        let response = s.send(request).await?;
+        s.expect(
+            "download of max_response_bytes + 1 bytes of a larger segment",
+            &response,
+            400,
+            Some("invalid_request"),
+        )?;
+    }
     let unknown = fetch(s, SegmentId([7; 32]), 0, 1);
     let response = s.send(unknown).await?;
     s.expect("download of a segment nobody committed", &response, 404, Some("segment_not_found"))
