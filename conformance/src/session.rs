@@ -216,6 +216,43 @@ impl Session {
         Ok(Response { status, headers, body })
     }
 
+    /// Sends a request with its body in chunks of `chunk` bytes (chunked transfer encoding, no
+    /// content-length), as a proxy or a streaming client may deliver it.
+    pub async fn send_in_chunks(
+        &mut self,
+        request: Request,
+        chunk: usize,
+    ) -> Result<Response, CheckError> {
+        let url = self.url(&request.path, &request.query);
+        let mut exchange = exchange_of(&request);
+        exchange.request_body = format!("{} in chunks of {chunk} bytes", exchange.request_body);
+        let pieces: Vec<Result<Bytes, std::io::Error>> =
+            request.body.chunks(chunk.max(1)).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let body = reqwest::Body::wrap_stream(futures::stream::iter(pieces));
+        let result = self
+            .http
+            .request(request.method.clone(), url)
+            .headers(request.headers.clone())
+            .body(body)
+            .send()
+            .await;
+        let response = match result {
+            Ok(response) => response,
+            Err(e) => {
+                exchange.response = format!("no answer: {e}");
+                self.transcript.push(exchange);
+                fail!("{} {}: no answer: {e}", request.method, request.path);
+            }
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.unwrap_or_default();
+        exchange.status = Some(status);
+        exchange.response = excerpt(&headers, &body);
+        self.transcript.push(exchange);
+        Ok(Response { status, headers, body })
+    }
+
     /// Sends a GET with a path the URL parser would normalise (`..`, `%2e%2e`), byte for byte.
     /// Only possible over plain HTTP; over HTTPS the check is skipped.
     pub async fn send_raw_path(

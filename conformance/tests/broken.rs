@@ -110,6 +110,7 @@ enum Breakage {
     AdvertiseUnreachableSegment,
     LenientQueryValues,
     FlushRetryDoesNotClose,
+    NeedsContentLength,
 }
 
 use Breakage::*;
@@ -217,6 +218,7 @@ const VARIANTS: &[(Breakage, &[&str])] = &[
     (AdvertiseUnreachableSegment, &["restore_plan_advertises_limits_and_grace"]),
     (LenientQueryValues, &["endpoints_malformed_query_values_are_400"]),
     (FlushRetryDoesNotClose, &["interactions_flush_of_a_persisted_segment_closes"]),
+    (NeedsContentLength, &["persist_body_in_small_chunks_is_the_same_segment"]),
 ];
 
 // ---- broken stores ------------------------------------------------------------------------
@@ -744,6 +746,14 @@ impl Broken {
                     }) =>
             {
                 return Some(error_response(400, "invalid_request"));
+            }
+            NeedsContentLength
+                if is_write
+                    && !body.is_empty()
+                    && !parts.headers.contains_key("content-length") =>
+            {
+                // Sizes its buffer from content-length, so a streamed body reads as empty.
+                return Some(error_response(422, "invalid_segment"));
             }
             FlushRetryDoesNotClose
                 if path.starts_with("/v1/flush/") && query.is_empty() && !body.is_empty() =>

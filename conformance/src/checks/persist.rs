@@ -68,6 +68,13 @@ pub(crate) fn checks() -> Vec<Check> {
             "Every defect of the segment vectors, sent as a persist, is refused and not committed."
         ),
         check!(
+            persist_body_in_small_chunks_is_the_same_segment,
+            "persist",
+            Must,
+            ["SEG-8", "AUTH-3", "PER-1"],
+            "A body may arrive in pieces of any size; a streaming verifier must not care."
+        ),
+        check!(
             persist_content_type_is_no_reason_to_refuse,
             "persist",
             Must,
@@ -470,6 +477,29 @@ async fn persist_content_type_is_no_reason_to_refuse(s: &mut Session) -> CheckRe
     let answer: serde_json::Value = response.json("persist answer")?;
     if !json_type(&response) || answer["wkp_version"].as_str().is_none() {
         fail!("the persist answer is not application/json with a wkp_version");
+    }
+    Ok(())
+}
+
+async fn persist_body_in_small_chunks_is_the_same_segment(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    // Pieces smaller than the header, the zstd magic and the trailer, so every boundary falls
+    // inside one of them; then a larger piece size for good measure.
+    let mut state = 0;
+    for (chunk, seed) in [(1usize, 51u64), (7, 52), (33, 53)] {
+        let bytes = segment(SegmentHeader::delta(state, state + 1), &noise(300, seed));
+        let request = s.sign(
+            Request::new(Endpoint::Persist, &subtree, "", bytes.clone())
+                .header("content-type", headers::SEGMENT_MEDIA_TYPE)
+                .generation(generation),
+        );
+        let response = s.send_in_chunks(request, chunk).await?;
+        s.expect(&format!("persist sent in {chunk}-byte chunks"), &response, 200, None)?;
+        state += 1;
+    }
+    let (plan, _) = s.restore(&subtree).await?;
+    if plan.last_seq != state {
+        fail!("after three chunked persists the replica is at state {}", plan.last_seq);
     }
     Ok(())
 }
