@@ -111,6 +111,8 @@ enum Breakage {
     LenientQueryValues,
     FlushRetryDoesNotClose,
     NeedsContentLength,
+    LenientGenerationParse,
+    EmptyFlushBodyUnread,
 }
 
 use Breakage::*;
@@ -219,6 +221,8 @@ const VARIANTS: &[(Breakage, &[&str])] = &[
     (LenientQueryValues, &["endpoints_malformed_query_values_are_400"]),
     (FlushRetryDoesNotClose, &["interactions_flush_of_a_persisted_segment_closes"]),
     (NeedsContentLength, &["persist_body_in_small_chunks_is_the_same_segment"]),
+    (LenientGenerationParse, &["persist_missing_generation_is_400"]),
+    (EmptyFlushBodyUnread, &["flush_empty_with_bytes_after_all_is_401"]),
 ];
 
 // ---- broken stores ------------------------------------------------------------------------
@@ -353,6 +357,8 @@ fn declared_hash(parts: &Parts, body: &Bytes) -> String {
 fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts.headers.get(name).and_then(|v| v.to_str().ok())
 }
+
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// The signature the test key gives this request with these headers.
 fn expected_signature(parts: &Parts, query: &str, headers: http::HeaderMap) -> String {
@@ -746,6 +752,25 @@ impl Broken {
                     }) =>
             {
                 return Some(error_response(400, "invalid_request"));
+            }
+            LenientGenerationParse if is_write => {
+                let raw = header(parts, headers::GENERATION).unwrap_or_default();
+                let lenient =
+                    raw.trim_start_matches('+').trim_end_matches(".0").trim_start_matches('0');
+                if lenient != raw && lenient.parse::<u64>().is_ok() {
+                    parts
+                        .headers
+                        .insert(headers::GENERATION, HeaderValue::from_str(lenient).unwrap());
+                    resign(parts, &declared_hash(parts, body));
+                }
+            }
+            EmptyFlushBodyUnread
+                if path.starts_with("/v1/flush/")
+                    && query.is_empty()
+                    && header(parts, headers::CONTENT_SHA256) == Some(EMPTY_SHA256) =>
+            {
+                // Trusts the declared hash: an "empty" flush is never read.
+                *body = Bytes::new();
             }
             NeedsContentLength
                 if is_write

@@ -26,6 +26,13 @@ pub(crate) fn checks() -> Vec<Check> {
             "Nothing left to push: an empty flush still closes."
         ),
         check!(
+            flush_empty_with_bytes_after_all_is_401,
+            "flush",
+            Must,
+            ["AUTH-3", "FLUSH-1"],
+            "A flush signed as empty must not close the writer while carrying unverified bytes."
+        ),
+        check!(
             flush_previous_writer_closed_is_reported,
             "flush",
             Must,
@@ -119,5 +126,22 @@ async fn flush_previous_writer_closed_is_reported(s: &mut Session) -> CheckResul
     if after_crash.previous_writer_closed {
         fail!("after a writer that never flushed, the next claim says it closed");
     }
+    Ok(())
+}
+
+async fn flush_empty_with_bytes_after_all_is_401(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let mut request =
+        s.sign(Request::new(Endpoint::Flush, &subtree, "", Bytes::new()).generation(generation));
+    request.body = Bytes::from(segment(SegmentHeader::delta(0, 1), b"smuggled"));
+    let response = s.send(request).await?;
+    s.expect(
+        "flush signed with an empty body's hash, carrying a segment",
+        &response,
+        401,
+        Some("content_hash_mismatch"),
+    )?;
+    let bytes = segment(SegmentHeader::delta(0, 1), b"the writer is still open");
+    s.persist_ok(&subtree, generation, &bytes).await?;
     Ok(())
 }

@@ -275,11 +275,30 @@ async fn persist_invalid_segment_is_422(s: &mut Session) -> CheckResult {
 }
 
 async fn persist_missing_generation_is_400(s: &mut Session) -> CheckResult {
-    let (subtree, _) = s.claimed_replica().await?;
-    let request =
-        Request::new(Endpoint::Persist, &subtree, "", segment(SegmentHeader::delta(0, 1), b"x"));
+    let (subtree, generation) = s.claimed_replica().await?;
+    let body = segment(SegmentHeader::delta(0, 1), b"x");
+    let request = Request::new(Endpoint::Persist, &subtree, "", body.clone());
     let response = s.send(s.sign(request)).await?;
-    s.expect("persist without wkp-generation", &response, 400, Some("invalid_request"))
+    s.expect("persist without wkp-generation", &response, 400, Some("invalid_request"))?;
+    // Values a lenient number parser takes for the claimed generation (1.0.1: 1 to 20 digits).
+    let padded = format!("{generation:021}");
+    for value in
+        [format!("+{generation}"), format!("{generation}.0"), padded, format!("0x{generation}")]
+    {
+        let request = Request::new(Endpoint::Persist, &subtree, "", body.clone())
+            .header("wkp-generation", &value);
+        let response = s.send(s.sign(request)).await?;
+        s.expect(
+            &format!("persist with wkp-generation {value:?}"),
+            &response,
+            400,
+            Some("invalid_request"),
+        )?;
+    }
+    if s.plan(&subtree, false).await?.last_seq != 0 {
+        fail!("a persist with a malformed generation was committed");
+    }
+    Ok(())
 }
 
 /// Sends `header` under `generation` with `wkp-manifest-version: hint`.

@@ -122,13 +122,24 @@ fn hash_mismatch(computed: &[u8; 32], declared: &[u8; 32]) -> ProtocolError {
     .requirement("AUTH-3")
 }
 
-/// Reads a body that must be empty (a closing flush) and checks it is.
+/// Reads a body that must be empty (a closing flush, signed as empty) and checks it is: any
+/// byte at all contradicts `wkp-content-sha256` (`AUTH-3`), however many follow.
 async fn require_empty<S: Store, B: RequestBody>(
     ctx: &Ctx<'_, S>,
-    body: B,
+    mut body: B,
 ) -> Result<(), ProtocolError> {
-    let bytes = read_small(body, 64).await?;
-    ctx.auth.check_body(&Sha256::digest(&bytes).into())
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| invalid(format!("read request body: {}", e.into()), "AUTH-3"))?;
+        if frame.data_ref().is_some_and(|data| !data.is_empty()) {
+            return Err(ProtocolError::new(
+                ErrorCode::ContentHashMismatch,
+                "the body is not empty, but wkp-content-sha256 is the hash of an empty body",
+            )
+            .requirement("AUTH-3"));
+        }
+    }
+    ctx.auth.check_body(&empty_sha256())
 }
 
 /// Reads a body of at most `limit` bytes into memory.
