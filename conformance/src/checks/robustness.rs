@@ -236,17 +236,21 @@ async fn errors_first_defect_decides_the_answer(s: &mut Session) -> CheckResult 
         Some("invalid_request"),
     )?;
 
-    // The body's hash before its content.
-    let mut request =
-        s.sign(Request::new(Endpoint::Persist, &subtree, "", body).generation(generation));
-    request.body = Bytes::from_static(b"not a segment, and not what was signed");
-    let response = s.send(request).await?;
-    s.expect(
-        "persist of other bytes than signed, not a segment",
-        &response,
-        401,
-        Some("content_hash_mismatch"),
-    )?;
+    // The body's hash before its content, whether the content is short or has a bad header
+    // (which a streaming verifier notices before the body has ended).
+    for bad in [&b"not a segment, and not what was signed"[..], &[b'X'; 200][..]] {
+        let mut request = s.sign(
+            Request::new(Endpoint::Persist, &subtree, "", body.clone()).generation(generation),
+        );
+        request.body = Bytes::copy_from_slice(bad);
+        let response = s.send(request).await?;
+        s.expect(
+            &format!("persist of {} other bytes than signed, not a segment", bad.len()),
+            &response,
+            401,
+            Some("content_hash_mismatch"),
+        )?;
+    }
     let plan = s.plan(&subtree, false).await?;
     if plan.last_seq != 0 {
         fail!("a refused request was committed: the replica is at state {}", plan.last_seq);
