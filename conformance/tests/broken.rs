@@ -24,8 +24,8 @@ use wkp1_function::layout::Layout;
 use wkp1_function::store::object_store::ObjectStoreBackend;
 use wkp1_function::store::{ByteStream, ObjectMeta, PutMode, Store, StoreError};
 use wkp1_function::{Function, FunctionConfig};
-use wkp1_protocol::endpoint::RestoreQuery;
 use wkp1_protocol::endpoint::WkpPath;
+use wkp1_protocol::endpoint::{RestoreQuery, WriteQuery};
 use wkp1_protocol::manifest::Manifest;
 use wkp1_protocol::segment::{HEADER_LEN, SegmentHeader, SegmentKind};
 use wkp1_protocol::signing::{self, Signer, unix_now};
@@ -113,6 +113,8 @@ enum Breakage {
     NeedsContentLength,
     LenientGenerationParse,
     EmptyFlushBodyUnread,
+    PartLimitFromZero,
+    PartConflictsIgnored,
 }
 
 use Breakage::*;
@@ -223,6 +225,8 @@ const VARIANTS: &[(Breakage, &[&str])] = &[
     (NeedsContentLength, &["persist_body_in_small_chunks_is_the_same_segment"]),
     (LenientGenerationParse, &["persist_missing_generation_is_400"]),
     (EmptyFlushBodyUnread, &["flush_empty_with_bytes_after_all_is_401"]),
+    (PartLimitFromZero, &["limits_part_past_max_segment_is_413"]),
+    (PartConflictsIgnored, &["limits_a_part_with_other_bytes_conflicts_or_replaces"]),
 ];
 
 // ---- broken stores ------------------------------------------------------------------------
@@ -772,6 +776,20 @@ impl Broken {
                 // Trusts the declared hash: an "empty" flush is never read.
                 *body = Bytes::new();
             }
+            PartLimitFromZero
+                if is_write && query.contains("offset=") && !query.contains("presign") =>
+            {
+                // Bounds each part by max_segment_bytes alone, not by where it ends.
+                let Ok(WriteQuery::Part { segment, offset }) = WriteQuery::parse(&query) else {
+                    return None;
+                };
+                let max = self.function.config().limits.max_segment_bytes;
+                if offset < max && offset + body.len() as u64 > max {
+                    let query = WriteQuery::Part { segment, offset: 0 }.to_query_string();
+                    set_path_and_query(parts, &path, &query);
+                    resign(parts, &declared_hash(parts, body));
+                }
+            }
             NeedsContentLength
                 if is_write
                     && !body.is_empty()
@@ -931,6 +949,12 @@ impl Broken {
                     limits["max_segment_bytes"] = (parts * inline * 2).into();
                 }
             }),
+            PartConflictsIgnored
+                if query.contains("offset=") && *status == StatusCode::CONFLICT =>
+            {
+                *status = StatusCode::OK;
+                *body = Bytes::from_static(br#"{"wkp_version":"1.0","already_stored":true}"#);
+            }
             EchoAnyRequestId => {
                 if let Some(id) = parts.headers.get(headers::REQUEST_ID) {
                     headers_out.insert(headers::REQUEST_ID, id.clone());

@@ -46,6 +46,20 @@ pub(crate) fn checks() -> Vec<Check> {
             "A part whose answer was lost is sent again, and that must succeed."
         ),
         check!(
+            limits_part_past_max_segment_is_413,
+            "limits",
+            Must,
+            ["LARGE-2"],
+            "A part reaching past max_segment_bytes is refused, wherever it starts."
+        ),
+        check!(
+            limits_a_part_with_other_bytes_conflicts_or_replaces,
+            "limits",
+            Must,
+            ["IDEM-2", "IDEM-3"],
+            "Other bytes for a committed segment's part are a conflict; for an uncommitted one, a leftover."
+        ),
+        check!(
             limits_large_segment_moves_in_parts,
             "limits",
             Must,
@@ -256,6 +270,77 @@ async fn limits_part_uploaded_twice_is_already_stored(s: &mut Session) -> CheckR
         if answer["already_stored"] != stored {
             fail!("{what} answered already_stored {}, expected {stored}", answer["already_stored"]);
         }
+    }
+    Ok(())
+}
+
+async fn limits_part_past_max_segment_is_413(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let max = s.plan(&subtree, false).await?.limits.max_segment_bytes;
+    let id = segment_id(b"a segment of exactly max_segment_bytes");
+    for (offset, len) in [(max.saturating_sub(10), 20usize), (max, 1)] {
+        let chunk = noise(len, offset);
+        let response =
+            s.upload_part(&subtree, Endpoint::Persist, generation, id, offset, &chunk).await?;
+        s.expect(
+            &format!("part of {len} bytes at offset {offset} (max_segment_bytes {max})"),
+            &response,
+            413,
+            Some("payload_too_large"),
+        )?;
+    }
+    Ok(())
+}
+
+async fn limits_a_part_with_other_bytes_conflicts_or_replaces(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let limits = s.plan(&subtree, false).await?.limits;
+    if limits.presign_upload {
+        return Err(CheckError::Skip("parts go to the store directly (presign_upload)".into()));
+    }
+    // Committed: other bytes where a committed part is are a conflict.
+    let committed = segment(SegmentHeader::snapshot(6), &noise(3000, 61));
+    let half = committed.len() / 2;
+    let response = s
+        .persist_in_parts(&subtree, Endpoint::Persist, generation, &committed, &limits, half)
+        .await?;
+    s.expect("commit of a segment in two parts", &response, 200, None)?;
+    let other = noise(half, 62);
+    let id = segment_id(&committed);
+    let response = s.upload_part(&subtree, Endpoint::Persist, generation, id, 0, &other).await?;
+    s.expect(
+        "other bytes for a committed segment's first part",
+        &response,
+        409,
+        Some("segment_conflict"),
+    )?;
+    // Not committed: the old bytes are a leftover, replaced (at once, or after a 503 retry).
+    let pending = segment_id(b"a segment nobody committed");
+    let first = noise(500, 63);
+    let second = noise(500, 64);
+    let response =
+        s.upload_part(&subtree, Endpoint::Persist, generation, pending, 0, &first).await?;
+    s.expect("a part of an uncommitted segment", &response, 200, None)?;
+    let mut response =
+        s.upload_part(&subtree, Endpoint::Persist, generation, pending, 0, &second).await?;
+    if response.status == 503 {
+        response =
+            s.upload_part(&subtree, Endpoint::Persist, generation, pending, 0, &second).await?;
+    }
+    s.expect(
+        "other bytes for an uncommitted part (retried once after a 503)",
+        &response,
+        200,
+        None,
+    )?;
+    let again = s.upload_part(&subtree, Endpoint::Persist, generation, pending, 0, &second).await?;
+    s.expect("the new bytes once more", &again, 200, None)?;
+    let answer: serde_json::Value = again.json("part answer")?;
+    if answer["already_stored"] != true {
+        fail!(
+            "the new bytes did not replace the leftover: already_stored is {}",
+            answer["already_stored"]
+        );
     }
     Ok(())
 }
