@@ -461,6 +461,25 @@ impl Session {
         self.send(request).await
     }
 
+    /// Commits with a descriptor as given, true or not; answer unchecked.
+    pub async fn commit_declared(
+        &mut self,
+        subtree: &Subtree,
+        generation: u64,
+        segment: SegmentDescriptor,
+        parts: Vec<u64>,
+    ) -> Result<Response, CheckError> {
+        let body =
+            Bytes::from(serde_json::to_vec(&CommitRequest { segment, parts }).expect("json"));
+        let query = WriteQuery::Commit { segment: segment.id }.to_query_string();
+        let request = self.sign(
+            Request::new(Endpoint::Persist, subtree, query, body)
+                .header("content-type", headers::JSON_MEDIA_TYPE)
+                .generation(generation),
+        );
+        self.send(request).await
+    }
+
     /// Commits the parts uploaded for `segment` (its descriptor computed from its bytes), with
     /// `parts` as the declared lengths; answer unchecked.
     pub async fn commit(

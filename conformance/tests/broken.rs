@@ -115,6 +115,7 @@ enum Breakage {
     EmptyFlushBodyUnread,
     PartLimitFromZero,
     PartConflictsIgnored,
+    CommitTrustsItsCount,
 }
 
 use Breakage::*;
@@ -227,6 +228,7 @@ const VARIANTS: &[(Breakage, &[&str])] = &[
     (EmptyFlushBodyUnread, &["flush_empty_with_bytes_after_all_is_401"]),
     (PartLimitFromZero, &["limits_part_past_max_segment_is_413"]),
     (PartConflictsIgnored, &["limits_a_part_with_other_bytes_conflicts_or_replaces"]),
+    (CommitTrustsItsCount, &["limits_commit_bodies_that_cannot_be_are_refused"]),
 ];
 
 // ---- broken stores ------------------------------------------------------------------------
@@ -788,6 +790,20 @@ impl Broken {
                     let query = WriteQuery::Part { segment, offset: 0 }.to_query_string();
                     set_path_and_query(parts, &path, &query);
                     resign(parts, &declared_hash(parts, body));
+                }
+            }
+            CommitTrustsItsCount if is_write && query.contains("commit=true") => {
+                // Counts nothing: any list of lengths becomes one part of the declared size.
+                let mut json: serde_json::Value = serde_json::from_slice(body).ok()?;
+                let size = json["segment"]["size"].clone();
+                if json["parts"].as_array().is_some_and(|p| p.len() > 2) {
+                    json["parts"] = serde_json::json!([size]);
+                    *body = Bytes::from(json.to_string());
+                    let hash = hex::encode(Sha256::digest(&body[..]));
+                    parts
+                        .headers
+                        .insert(headers::CONTENT_SHA256, HeaderValue::from_str(&hash).unwrap());
+                    resign(parts, &hash);
                 }
             }
             NeedsContentLength

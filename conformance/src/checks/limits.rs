@@ -60,6 +60,13 @@ pub(crate) fn checks() -> Vec<Check> {
             "Other bytes for a committed segment's part are a conflict; for an uncommitted one, a leftover."
         ),
         check!(
+            limits_commit_bodies_that_cannot_be_are_refused,
+            "limits",
+            Must,
+            ["LARGE-3"],
+            "A commit body whose lengths, size or header contradict the parts must change nothing."
+        ),
+        check!(
             limits_large_segment_moves_in_parts,
             "limits",
             Must,
@@ -232,24 +239,36 @@ async fn limits_parts_that_are_not_the_segment_are_422(s: &mut Session) -> Check
     }
     let id = segment_id(&claimed);
     let part_len = claimed.len().div_ceil(2);
-    // Upload the other segment's bytes as the parts of `claimed`.
-    let mut parts = Vec::new();
-    for (i, chunk) in other.chunks(part_len).enumerate() {
-        let offset = (i * part_len) as u64;
-        let response =
-            s.upload_part(&subtree, Endpoint::Persist, generation, id, offset, chunk).await?;
-        s.expect("part upload", &response, 200, None)?;
-        parts.push(chunk.len() as u64);
-    }
-    let response = s.commit(&subtree, Endpoint::Persist, generation, &claimed, parts).await?;
-    s.expect(
-        "commit of parts holding another segment's bytes",
-        &response,
-        422,
-        Some("invalid_segment"),
-    )?;
-    if !s.plan(&subtree, false).await?.chain.is_empty() {
-        fail!("parts that are not the segment were committed");
+    // Upload another valid segment's bytes, then bytes that are no segment at all, as the parts
+    // of `claimed`; each time the function must refuse and drop them.
+    let garbage = vec![b'X'; claimed.len()];
+    for (wrong, what) in
+        [(&other, "another segment's bytes"), (&garbage, "bytes that are no segment")]
+    {
+        let mut parts = Vec::new();
+        for (i, chunk) in wrong.chunks(part_len).enumerate() {
+            let offset = (i * part_len) as u64;
+            let mut response =
+                s.upload_part(&subtree, Endpoint::Persist, generation, id, offset, chunk).await?;
+            if response.status == 503 {
+                // Leftovers of the previous round being cleared (IDEM-3): retry once.
+                response = s
+                    .upload_part(&subtree, Endpoint::Persist, generation, id, offset, chunk)
+                    .await?;
+            }
+            s.expect("part upload", &response, 200, None)?;
+            parts.push(chunk.len() as u64);
+        }
+        let response = s.commit(&subtree, Endpoint::Persist, generation, &claimed, parts).await?;
+        s.expect(
+            &format!("commit of parts holding {what}"),
+            &response,
+            422,
+            Some("invalid_segment"),
+        )?;
+        if !s.plan(&subtree, false).await?.chain.is_empty() {
+            fail!("parts holding {what} were committed");
+        }
     }
     // The function dropped the wrong parts, so the right ones can now be uploaded.
     let response = s
@@ -341,6 +360,65 @@ async fn limits_a_part_with_other_bytes_conflicts_or_replaces(s: &mut Session) -
             "the new bytes did not replace the leftover: already_stored is {}",
             answer["already_stored"]
         );
+    }
+    Ok(())
+}
+
+async fn limits_commit_bodies_that_cannot_be_are_refused(s: &mut Session) -> CheckResult {
+    let (subtree, generation) = s.claimed_replica().await?;
+    let limits = s.plan(&subtree, false).await?.limits;
+    if limits.presign_upload {
+        return Err(CheckError::Skip("parts go to the store directly (presign_upload)".into()));
+    }
+    if limits.max_parts > 100_000 {
+        return Err(CheckError::Skip(format!(
+            "max_parts {} is too many to list",
+            limits.max_parts
+        )));
+    }
+    let bytes = segment(SegmentHeader::delta(0, 4), &noise(limits.max_parts as usize + 2000, 71));
+    let size = bytes.len() as u64;
+    let half = bytes.len() / 2;
+    for (i, chunk) in bytes.chunks(half).enumerate() {
+        let offset = (i * half) as u64;
+        let id = segment_id(&bytes);
+        let response =
+            s.upload_part(&subtree, Endpoint::Persist, generation, id, offset, chunk).await?;
+        s.expect("part upload", &response, 200, None)?;
+    }
+    let verified = {
+        let mut v = wkp1_protocol::SegmentVerifier::new();
+        v.update(&bytes).map_err(|e| CheckError::Fail(e.to_string()))?;
+        v.finish().map_err(|e| CheckError::Fail(e.to_string()))?
+    };
+    let descriptor = wkp1_protocol::manifest::SegmentDescriptor::from(&verified);
+    let mut too_many = vec![1u64; limits.max_parts as usize];
+    too_many.push(size - limits.max_parts);
+    let mut other_header = descriptor;
+    other_header.last_seq += 1;
+    let mut at_max = descriptor;
+    at_max.size = limits.max_segment_bytes;
+    let mut over_max = descriptor;
+    over_max.size = limits.max_segment_bytes.saturating_add(1);
+    let cases = [
+        (descriptor, vec![size - 1], 400, "invalid_request", "lengths that do not sum to size"),
+        (descriptor, too_many, 400, "invalid_request", "max_parts + 1 lengths"),
+        (
+            at_max,
+            vec![limits.max_segment_bytes],
+            400,
+            "invalid_request",
+            "size max_segment_bytes, parts missing",
+        ),
+        (over_max, vec![over_max.size], 413, "payload_too_large", "size max_segment_bytes + 1"),
+        (other_header, vec![size], 422, "invalid_segment", "a header other than the parts'"),
+    ];
+    for (declared, parts, status, code, what) in cases {
+        let response = s.commit_declared(&subtree, generation, declared, parts).await?;
+        s.expect(&format!("commit with {what}"), &response, status, Some(code))?;
+        if !s.plan(&subtree, false).await?.chain.is_empty() {
+            fail!("a commit with {what} was committed");
+        }
     }
     Ok(())
 }

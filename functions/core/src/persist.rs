@@ -24,6 +24,9 @@ use crate::store::{PutMode, Store, StoreError};
 
 /// Largest commit request body: a descriptor and up to `max_parts` lengths.
 const MAX_COMMIT_BODY: usize = 1 << 20;
+/// How far over the inline limit a refused body is still read (and dropped), so that its
+/// sender gets the 413 instead of a reset connection.
+const DRAIN_BEYOND_LIMIT: u64 = 4 << 20;
 
 pub(crate) async fn handle<S, B: RequestBody>(
     ctx: &Ctx<'_, S>,
@@ -40,6 +43,13 @@ where
     if let Some(length) = content_length(headers)
         && length > limits.max_inline_bytes
     {
+        // Closing with a body unread resets the connection, and the client, still sending,
+        // may never see the 413. A body a little over the limit is read and dropped first;
+        // one far over it is not worth reading.
+        if length - limits.max_inline_bytes <= DRAIN_BEYOND_LIMIT {
+            let mut body = body;
+            while let Some(Ok(_)) = body.frame().await {}
+        }
         return Err(too_large(ctx, length, limits.max_inline_bytes));
     }
     match query {
