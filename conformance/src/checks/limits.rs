@@ -324,8 +324,11 @@ async fn limits_a_part_with_other_bytes_conflicts_or_replaces(s: &mut Session) -
         .persist_in_parts(&subtree, Endpoint::Persist, generation, &committed, &limits, half)
         .await?;
     s.expect("commit of a segment in two parts", &response, 200, None)?;
-    let other = noise(half, 62);
     let id = segment_id(&committed);
+    let same = &committed[..half];
+    let response = s.upload_part(&subtree, Endpoint::Persist, generation, id, 0, same).await?;
+    s.expect("the same bytes for a committed segment's first part", &response, 200, None)?;
+    let other = noise(half, 62);
     let response = s.upload_part(&subtree, Endpoint::Persist, generation, id, 0, &other).await?;
     s.expect(
         "other bytes for a committed segment's first part",
