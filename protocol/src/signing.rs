@@ -429,7 +429,9 @@ impl Verifier {
         let timestamp = required(headers::TIMESTAMP, "AUTH-6")?;
         let content = required(headers::CONTENT_SHA256, "AUTH-3")?;
         let presented = required(headers::SIGNATURE, "AUTH-1")?;
-        if headers.get_all(headers::SIGNATURE).iter().nth(1).is_some() {
+        // A proxy may join repeated headers with commas (Lambda Function URLs do); a signature
+        // never contains one.
+        if headers.get_all(headers::SIGNATURE).iter().nth(1).is_some() || presented.contains(',') {
             return Err(invalid_header(headers::SIGNATURE, "is given more than once"));
         }
 

@@ -241,6 +241,11 @@ fn a_second_signature_header_is_refused() {
         assert_eq!(err.code, ErrorCode::InvalidRequest);
         assert!(err.message.contains("wkp-signature"), "{}", err.message);
     }
+    // As a proxy that joins repeated headers delivers them.
+    let mut joined = example().signed("k1", 7, NOW);
+    let value = format!("{},00", signature.to_str().unwrap());
+    joined.headers.insert("wkp-signature", HeaderValue::from_str(&value).unwrap());
+    assert_eq!(joined.verify(&verifier, NOW).unwrap_err(), ErrorCode::InvalidRequest);
 }
 
 /// `AUTH-1` (1.0.1): only the exact lower-case hex is a signature; upper case, a prefix or the

@@ -157,7 +157,12 @@ async fn restore_download_outside_the_segment_is_refused(s: &mut Session) -> Che
     // Longer than max_response_bytes but inside a segment: only that limit refuses it.
     if max.saturating_add(2) <= s.target.large_state_max {
         let big = segment(SegmentHeader::delta(1, 2), &noise(max as usize + 2, 2));
-        s.persist_ok(&subtree, generation, &big).await?;
+        let limits = committed.limits;
+        let part_len = limits.max_inline_bytes as usize;
+        let response = s
+            .persist_in_parts(&subtree, Endpoint::Persist, generation, &big, &limits, part_len)
+            .await?;
+        s.expect("persist of a segment larger than max_response_bytes", &response, 200, None)?;
         let request = fetch(s, crate::session::segment_id(&big), 0, max + 1);
         let response = s.send(request).await?;
         s.expect(
