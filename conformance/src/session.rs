@@ -465,6 +465,7 @@ impl Session {
     pub async fn commit_declared(
         &mut self,
         subtree: &Subtree,
+        endpoint: Endpoint,
         generation: u64,
         segment: SegmentDescriptor,
         parts: Vec<u64>,
@@ -473,7 +474,7 @@ impl Session {
             Bytes::from(serde_json::to_vec(&CommitRequest { segment, parts }).expect("json"));
         let query = WriteQuery::Commit { segment: segment.id }.to_query_string();
         let request = self.sign(
-            Request::new(Endpoint::Persist, subtree, query, body)
+            Request::new(endpoint, subtree, query, body)
                 .header("content-type", headers::JSON_MEDIA_TYPE)
                 .generation(generation),
         );
@@ -496,15 +497,8 @@ impl Session {
                 .map_err(|e| CheckError::Fail(format!("kit built a bad segment: {e}")))?;
             v.finish().map_err(|e| CheckError::Fail(format!("kit built a bad segment: {e}")))?
         };
-        let commit = CommitRequest { segment: SegmentDescriptor::from(&verified), parts };
-        let body = Bytes::from(serde_json::to_vec(&commit).expect("json"));
-        let query = WriteQuery::Commit { segment: segment_id(segment) }.to_query_string();
-        let request = self.sign(
-            Request::new(endpoint, subtree, query, body)
-                .header("content-type", headers::JSON_MEDIA_TYPE)
-                .generation(generation),
-        );
-        self.send(request).await
+        let descriptor = SegmentDescriptor::from(&verified);
+        self.commit_declared(subtree, endpoint, generation, descriptor, parts).await
     }
 
     /// Asks for bytes `offset .. offset + length` of a segment, answer unchecked.

@@ -416,7 +416,8 @@ async fn limits_commit_bodies_that_cannot_be_are_refused(s: &mut Session) -> Che
         (other_header, vec![size], 422, "invalid_segment", "a header other than the parts'"),
     ];
     for (declared, parts, status, code, what) in cases {
-        let response = s.commit_declared(&subtree, generation, declared, parts).await?;
+        let response =
+            s.commit_declared(&subtree, Endpoint::Persist, generation, declared, parts).await?;
         s.expect(&format!("commit with {what}"), &response, status, Some(code))?;
         if !s.plan(&subtree, false).await?.chain.is_empty() {
             fail!("a commit with {what} was committed");
