@@ -177,13 +177,40 @@ impl Session {
 
     /// Sends a request exactly as built; a function that does not answer in time fails the check.
     pub async fn send(&mut self, request: Request) -> Result<Response, CheckError> {
-        let url = self.url(&request.path, &request.query);
+        let exchange = exchange_of(&request);
+        let body = reqwest::Body::from(request.body.clone());
+        self.exchange(&request, body, exchange).await
+    }
+
+    /// Sends a request with its body in chunks of `chunk` bytes (chunked transfer encoding, no
+    /// content-length), as a proxy or a streaming client may deliver it.
+    pub async fn send_in_chunks(
+        &mut self,
+        request: Request,
+        chunk: usize,
+    ) -> Result<Response, CheckError> {
         let mut exchange = exchange_of(&request);
+        exchange.request_body = format!("{} in chunks of {chunk} bytes", exchange.request_body);
+        let pieces: Vec<Result<Bytes, std::io::Error>> =
+            request.body.chunks(chunk.max(1)).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let body = reqwest::Body::wrap_stream(futures::stream::iter(pieces));
+        self.exchange(&request, body, exchange).await
+    }
+
+    /// Sends `request` with `body` and records the exchange; no answer, or an answer whose body
+    /// breaks off, fails the check.
+    async fn exchange(
+        &mut self,
+        request: &Request,
+        body: reqwest::Body,
+        mut exchange: Exchange,
+    ) -> Result<Response, CheckError> {
+        let url = self.url(&request.path, &request.query);
         let result = self
             .http
             .request(request.method.clone(), url)
             .headers(request.headers.clone())
-            .body(request.body.clone())
+            .body(body)
             .send()
             .await;
         let response = match result {
@@ -210,43 +237,6 @@ impl Session {
                 fail!("{} {}: the answer's body broke off: {e}", request.method, request.path);
             }
         };
-        exchange.status = Some(status);
-        exchange.response = excerpt(&headers, &body);
-        self.transcript.push(exchange);
-        Ok(Response { status, headers, body })
-    }
-
-    /// Sends a request with its body in chunks of `chunk` bytes (chunked transfer encoding, no
-    /// content-length), as a proxy or a streaming client may deliver it.
-    pub async fn send_in_chunks(
-        &mut self,
-        request: Request,
-        chunk: usize,
-    ) -> Result<Response, CheckError> {
-        let url = self.url(&request.path, &request.query);
-        let mut exchange = exchange_of(&request);
-        exchange.request_body = format!("{} in chunks of {chunk} bytes", exchange.request_body);
-        let pieces: Vec<Result<Bytes, std::io::Error>> =
-            request.body.chunks(chunk.max(1)).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-        let body = reqwest::Body::wrap_stream(futures::stream::iter(pieces));
-        let result = self
-            .http
-            .request(request.method.clone(), url)
-            .headers(request.headers.clone())
-            .body(body)
-            .send()
-            .await;
-        let response = match result {
-            Ok(response) => response,
-            Err(e) => {
-                exchange.response = format!("no answer: {e}");
-                self.transcript.push(exchange);
-                fail!("{} {}: no answer: {e}", request.method, request.path);
-            }
-        };
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.unwrap_or_default();
         exchange.status = Some(status);
         exchange.response = excerpt(&headers, &body);
         self.transcript.push(exchange);
