@@ -481,13 +481,7 @@ impl Session {
         segment: &[u8],
         parts: Vec<u64>,
     ) -> Result<Response, CheckError> {
-        let verified = {
-            let mut v = SegmentVerifier::new();
-            v.update(segment)
-                .map_err(|e| CheckError::Fail(format!("kit built a bad segment: {e}")))?;
-            v.finish().map_err(|e| CheckError::Fail(format!("kit built a bad segment: {e}")))?
-        };
-        let descriptor = SegmentDescriptor::from(&verified);
+        let descriptor = descriptor_of(segment)?;
         self.commit_declared(subtree, endpoint, generation, descriptor, parts).await
     }
 
@@ -593,6 +587,15 @@ pub fn segment_of_size(header: SegmentHeader, size: usize, seed: u64) -> Option<
         }
     }
     None
+}
+
+/// The descriptor of a segment the kit built (id, header fields, size).
+pub fn descriptor_of(segment: &[u8]) -> Result<SegmentDescriptor, CheckError> {
+    let mut verifier = SegmentVerifier::new();
+    let verified = verifier.update(segment).and_then(|()| verifier.finish());
+    verified
+        .map(|v| SegmentDescriptor::from(&v))
+        .map_err(|e| CheckError::Fail(format!("kit built a bad segment: {e}")))
 }
 
 /// A segment's id: the SHA-256 of all its bytes (`SEG-7`).

@@ -5,7 +5,7 @@ use wkp1_protocol::manifest::{Limits, PersistResponse};
 use wkp1_protocol::segment::SegmentHeader;
 
 use crate::check::{Check, CheckError, CheckResult};
-use crate::session::{Session, noise, segment, segment_id, segment_of_size};
+use crate::session::{Session, descriptor_of, noise, segment, segment_id, segment_of_size};
 use crate::{check, fail};
 
 pub(crate) fn checks() -> Vec<Check> {
@@ -388,12 +388,7 @@ async fn limits_commit_bodies_that_cannot_be_are_refused(s: &mut Session) -> Che
             s.upload_part(&subtree, Endpoint::Persist, generation, id, offset, chunk).await?;
         s.expect("part upload", &response, 200, None)?;
     }
-    let verified = {
-        let mut v = wkp1_protocol::SegmentVerifier::new();
-        v.update(&bytes).map_err(|e| CheckError::Fail(e.to_string()))?;
-        v.finish().map_err(|e| CheckError::Fail(e.to_string()))?
-    };
-    let descriptor = wkp1_protocol::manifest::SegmentDescriptor::from(&verified);
+    let descriptor = descriptor_of(&bytes)?;
     let mut too_many = vec![1u64; limits.max_parts as usize];
     too_many.push(size - limits.max_parts);
     let mut other_header = descriptor;
